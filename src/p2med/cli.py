@@ -1,0 +1,60 @@
+"""The one CLI: ``p2med <command> ...``. Each command lives in a module with ``add_arguments`` and ``run``.
+
+Only commands that work are registered, so ``p2med --help`` is the list of what the toolkit can do.
+A ``P2MedError`` (bad input, bad config) prints one line and exits 2; ``run`` returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from . import __version__
+from .common.errors import P2MedError
+
+# name -> (module, one-line help); order is the pipeline's order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("p2med.synth.cli", "write a synthetic hospital export with planted findings and PHI"),
+    "validate": ("p2med.export.cli", "check an export against the schema, one line per problem"),
+    "demo": ("p2med.demo", "run the pipeline end to end on the embedded synthetic hospital"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="p2med", description="P2Med: pediatric medical multimodal LLM toolkit (see README.md).")
+    parser.add_argument("--version", action="version", version=f"p2med {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip().splitlines()[0])
+        mod.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except P2MedError as exc:
+        print(f"p2med {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"p2med {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Helpers every command shares: atomic writes, manifest + ledger (SPEC section 9), optional imports."""
