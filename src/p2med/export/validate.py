@@ -156,7 +156,7 @@ class _Checker:
                 if value is None or value == [] or (isinstance(value, str) and not value.strip()):
                     if f.required:
                         self.add("error", fname, line, f.name, f"required ({f.doc}) but empty")
-                    elif f.kind in ("enum", "date", "datetime") and f.name not in ("lang", "variant"):
+                    elif f.kind in ("enum", "date", "datetime") and f.name not in ("lang", "variant", "end_time"):
                         missing_optional[f.name] += 1
                     continue
                 self._check_value(fname, line, f, value)
