@@ -19,6 +19,8 @@ from .common.errors import P2MedError
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("p2med.synth.cli", "write a synthetic hospital export with planted findings and PHI"),
     "validate": ("p2med.export.cli", "check an export against the schema, one line per problem"),
+    "build": ("p2med.curate.cli", "export + ingest cache -> training stages 1-3 and the benchmark"),
+    "review": ("p2med.curate.review_cli", "apply the specialists' verdicts to the benchmark"),
     "demo": ("p2med.demo", "run the pipeline end to end on the embedded synthetic hospital"),
 }
 
