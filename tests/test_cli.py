@@ -11,11 +11,15 @@ import pytest
 from p2med.cli import COMMANDS, main
 from p2med.clinical.categories import CategoryConfig
 from p2med.config import load_config
+from p2med.eval.ablation import AblationConfig
+from p2med.eval.config import EvalConfig
+from p2med.eval.exemplars import ExemplarSet
 from p2med.synth.config import SynthConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 # config folder (or folder/file.yaml, for a file that configures something else) -> the dataclass it configures
-CONFIG_CLASSES = {"synth": SynthConfig, "clinical": CategoryConfig}
+CONFIG_CLASSES = {"synth": SynthConfig, "clinical": CategoryConfig, "eval": EvalConfig,
+                  "eval/judge_exemplars.yaml": ExemplarSet, "eval/ablation_paper.yaml": AblationConfig}
 
 
 def test_top_level_help_lists_every_command():
