@@ -82,3 +82,11 @@ def test_swapped_prompt_puts_the_candidate_first():
     assert normal.index("参考甲") < normal.index("候选乙") and swapped.index("候选乙") < swapped.index("参考甲")
     assert "示例" in normal and "示例" not in build_messages("ct_report", "impression", "accuracy", "a", "b", "zh",
                                                             None)[-1]["content"]
+
+
+def test_a_dead_endpoint_is_one_clear_error():
+    from p2med.common.errors import P2MedError
+
+    judge = Judge(OpenAIBackend("http://127.0.0.1:9/v1", "nobody", timeout_s=1), load_exemplars())
+    with pytest.raises(P2MedError, match="did not answer a test call"):
+        judge.ping()

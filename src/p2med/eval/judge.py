@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..common.errors import P2MedError
 from ..export.schema import SECTIONS, TASKS
 from .exemplars import Exemplar, ExemplarSet
 
@@ -146,6 +147,14 @@ class Judge:
         ex = self.exemplars.get(lang, task, key)
         messages = build_messages(task, key, metric, reference, candidate, lang, ex, swapped)
         return judge_once(self.backend, messages, lang, self.max_retries, self.max_new_tokens, temperature)
+
+    def ping(self) -> None:
+        """One tiny call before a long judging run, so a dead endpoint is one clear error, not hours of timeouts."""
+        try:
+            self.backend.chat([{"role": "user", "content": "ping"}], 0.0, 1)
+        except JudgeCallError as exc:
+            raise P2MedError(f"the judge ({self.backend.describe().get('model')}) did not answer a test call: {exc}; "
+                             "check judge.url / judge.path") from exc
 
     def zero_shot(self, task: str, key: str, lang: str) -> bool:
         return self.exemplars.get(lang, task, key) is None

@@ -71,6 +71,7 @@ def evaluate(generator: Generator, bench: str | Path, out_dir: Path, cfg: EvalCo
     out_dir.mkdir(parents=True, exist_ok=True)
     samples, bad = load_benchmark(bench)
     bench_file = Path(bench) / "samples.jsonl" if Path(bench).is_dir() else Path(bench)
+    bench_name = f"{bench_file.parent.parent.name}/{bench_file.parent.name}"  # DATASET/benchmark
     ledger = Ledger()
     for source, reason in bad:
         code, text = reason.split(": ", 1)
@@ -130,7 +131,7 @@ def evaluate(generator: Generator, bench: str | Path, out_dir: Path, cfg: EvalCo
 
     results = {
         "format": RESULTS_FORMAT, "version": 1, "model": generator.describe(),
-        "benchmark": {"name": Path(bench).name, "samples_sha256": sha256_file(bench_file), "samples": len(samples),
+        "benchmark": {"name": bench_name, "samples_sha256": sha256_file(bench_file), "samples": len(samples),
                       "evaluated": len(usable), "quarantined": len(bad),
                       "tasks": dict(sorted(Counter(s.task for s in samples).items())),
                       "languages": dict(sorted(Counter(s.lang for s in samples).items()))},
@@ -146,7 +147,7 @@ def evaluate(generator: Generator, bench: str | Path, out_dir: Path, cfg: EvalCo
         "mcq": mcq_results,
         "examples": _examples(items, cfg.examples_per_task),
         "model_card": {"intended_use": INTENDED_USE, "limits": LIMITS, "lineage": generator.describe(),
-                       "data": f"benchmark {Path(bench).name}: {len(samples)} samples "
+                       "data": f"benchmark {bench_name}: {len(samples)} samples "
                                + ", ".join(f"{t} {n}" for t, n in sorted(Counter(s.task for s in samples).items()))},
     }
     write_jsonl(out_dir / "scores.jsonl", [{k: it[k] for k in ("sample_id", "task", "component", "lang", "missing",
@@ -155,7 +156,7 @@ def evaluate(generator: Generator, bench: str | Path, out_dir: Path, cfg: EvalCo
     write_text(out_dir / "report.md", render_markdown(results))
     write_text(out_dir / "report.html", render_html(results))
     ledger.write(out_dir)
-    write_manifest(out_dir, "eval", {"model": generator.describe().get("name"), "benchmark": Path(bench).name},
+    write_manifest(out_dir, "eval", {"model": generator.describe().get("name"), "benchmark": bench_name},
                    {"samples": len(samples), "evaluated": len(usable), "not_applicable": sum(not_applicable.values()),
                     "quarantined": len(bad), "ledger": ledger.counts()})
     return results

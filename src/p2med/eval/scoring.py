@@ -140,8 +140,13 @@ def judge_items(items: list[dict], judge: Judge, cache: JudgeCache, position_swa
             if it["sample_id"] in repeat_samples:
                 variants += [f"repeat{k}" for k in range(1, repeats + 1)]
             jobs += [(it, metric, v) for v in variants]
+    def key_of(it: dict, metric: str, variant: str) -> str:
+        return f"{it['sample_id']}|{it['component']}|{metric}|{variant}"
+
+    if any(cache.get(key_of(*job)) is None for job in jobs):
+        judge.ping()
     for it, metric, variant in tqdm(jobs, desc="judge", unit="call", disable=not progress):
-        key = f"{it['sample_id']}|{it['component']}|{metric}|{variant}"
+        key = key_of(it, metric, variant)
         row = cache.get(key)
         if row is None:
             res = judge.judge(it["task"], it["component"], metric, it["reference"], it["candidate"], it["lang"],
