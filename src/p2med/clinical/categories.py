@@ -147,7 +147,8 @@ class CategoryNormaliser:
         rx = self._literal_re.get(lang)
         if rx is not None:
             for m in rx.finditer(text):
-                cands.append((m.start(), m.end(), self._literal[lang][m.group(0) if lang == "zh" else m.group(0).lower()]))
+                term = m.group(0) if lang == "zh" else m.group(0).lower()
+                cands.append((m.start(), m.end(), self._literal[lang][term]))
         for rx, name in self._patterns:
             cands += [(m.start(), m.end(), name) for m in rx.finditer(text) if m.end() > m.start()]
         chosen: list[tuple[int, int, str]] = []

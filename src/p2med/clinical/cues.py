@@ -23,7 +23,7 @@ class Cues:
     uncertainty_forward: list[str] = field(default_factory=list)  # hedge what follows in the clause
     uncertainty_backward: list[str] = field(default_factory=list) # hedge the mention just before
     breakers: list[str] = field(default_factory=list)             # end a forward cue's scope (但, but)
-    backward_gap: int = 6                                         # max characters between a mention and its backward cue
+    backward_gap: int = 6                                         # max characters from a mention to its backward cue
 
     def __post_init__(self) -> None:
         check(self.backward_gap >= 0, "backward_gap", f"must be >= 0, got {self.backward_gap}")

@@ -131,7 +131,8 @@ def load_benchmark(path: str | Path) -> tuple[list[Sample], list[tuple[str, str]
             why = f"sample_id {raw['sample_id']!r} repeats an earlier line"
         if why:
             sid = raw.get("sample_id") if isinstance(raw, dict) else None
-            bad.append((str(sid) if sid and sid not in seen else f"line {i}", f"bad_sample: {file.name} line {i}: {why}"))
+            source = str(sid) if sid and sid not in seen else f"line {i}"
+            bad.append((source, f"bad_sample: {file.name} line {i}: {why}"))
             continue
         seen.add(raw["sample_id"])
         samples.append(Sample(raw, i))

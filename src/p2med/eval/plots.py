@@ -2,7 +2,7 @@
 
 The SVG carries no date and fixed element ids (``svg.hashsalt``), so the same results give the same bytes.
 Labels are English (the plot fonts need no CJK glyphs); text stays text in the SVG.
-Example: ``ci_bars([("CT report / Impression", {"mean": 3.8, "ci_low": 3.5, "ci_high": 4.1, "n": 121})], "judge accuracy",
+Example: ``ci_bars([("CT / Impression", {"mean": 3.8, "ci_low": 3.5, "ci_high": 4.1, "n": 121})], "judge accuracy",
 (1, 5))`` -> ``"<svg ...>"``.
 """
 

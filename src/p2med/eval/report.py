@@ -38,7 +38,9 @@ def _num(x) -> str:
 
 def label(task: str, comp: str, lang: str = "en") -> str:
     comp_key = comp.split("[")[0]
-    return f"{TASKS[task].en} / {SECTIONS[comp_key][1]}" if lang == "en" else f"{TASKS[task].zh}/{SECTIONS[comp_key][0]}"
+    if lang == "en":
+        return f"{TASKS[task].en} / {SECTIONS[comp_key][1]}"
+    return f"{TASKS[task].zh}/{SECTIONS[comp_key][0]}"
 
 
 SHORT_TASK = {"xray_report": "X-ray", "ct_report": "CT", "outpatient": "Outpatient", "first_course": "First course",
@@ -91,7 +93,8 @@ def sections(r: dict, plots: bool = True) -> list[tuple[str, list[Block]]]:
                                 ("judge_comprehensiveness", "Judge comprehensiveness (1-5)", (1, 5)),
                                 ("rouge_l", "ROUGE-L (characters)", (0, 1)), ("finding_f1", "Finding F1", (0, 1)),
                                 ("diagnosis_f1", "Diagnosis F1", (0, 1))):
-        cells = [(short_label(t, c), m[metric]) for t, comps in r["summary"].items() for c, m in comps.items() if metric in m]
+        cells = [(short_label(t, c), m[metric]) for t, comps in r["summary"].items() for c, m in comps.items()
+                 if metric in m]
         svg = ci_bars(cells, title + ": mean and 95% CI", xlim) if plots else ""
         if svg:
             figures.append(("svg", svg))
@@ -116,7 +119,8 @@ def sections(r: dict, plots: bool = True) -> list[tuple[str, list[Block]]]:
              e["candidate"] if not e["missing"] else "(section missing)",
              ", ".join(f"{k} {_num(v)}" for k, v in sorted(e["metrics"].items()))]
             for t, ex in r["examples"].items() for e in ex]
-    out.append(("Examples: model output beside the reference", [("table", ["Item", "Reference", "Model", "Scores"], rows)]))
+    out.append(("Examples: model output beside the reference",
+                [("table", ["Item", "Reference", "Model", "Scores"], rows)]))
     return out
 
 
@@ -172,7 +176,8 @@ def _reliability_blocks(rel: dict) -> list[Block]:
 
 def _corpus_blocks(corpus: dict) -> list[Block]:
     rows = [[label(t, c), v["n"], _num(v["bleu4_corpus"]), _num(v["cider_corpus"]),
-             _num(v.get("findings", {}).get("micro", {}).get("f1")), _num(v.get("diagnoses", {}).get("micro", {}).get("f1"))]
+             _num(v.get("findings", {}).get("micro", {}).get("f1")),
+             _num(v.get("diagnoses", {}).get("micro", {}).get("f1"))]
             for t, comps in corpus.items() for c, v in comps.items()]
     blocks: list[Block] = [("table", ["Task / component", "n", "BLEU-4 (corpus)", "CIDEr-D (corpus IDF)",
                                       "Finding micro F1", "Diagnosis micro F1"], rows)]
