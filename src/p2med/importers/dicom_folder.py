@@ -16,10 +16,13 @@ Example exam: ``{"exam_id": "dcm-3f2a...", "patient_id": "dcm-p91c0...", "modali
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Iterator
 
 from .readers import Damaged
 from .run import ImportRun, stable_id
@@ -75,6 +78,20 @@ def _datetime(date: str, time: str) -> str | None:
         return None
 
 
+@contextlib.contextmanager
+def _quiet_pydicom() -> Iterator[None]:
+    """Silence pydicom's warnings and log lines while reading: they quote header values (names, UIDs)."""
+    log = logging.getLogger("pydicom")
+    disabled = log.disabled
+    log.disabled = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.disabled = disabled
+
+
 def read_header(path, rel: str) -> Header | Damaged:
     """The header of one file, or why it is not used (``NotDicom`` for files that are not DICOM)."""
     from pydicom import dcmread
@@ -87,8 +104,7 @@ def read_header(path, rel: str) -> Header | Damaged:
     if not preamble and not dicom_name and suffix:
         return NotDicom("not-dicom", f"a {suffix} file without a DICOM preamble")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet_pydicom():
             ds = dcmread(path, stop_before_pixels=True, force=not preamble)
             sop_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
             values = {k: str(ds.get(k) or "").strip() for k in (
@@ -101,9 +117,11 @@ def read_header(path, rel: str) -> Header | Damaged:
     if sop_class == DICOMDIR_CLASS or PurePosixPath(rel).name.upper() == "DICOMDIR":
         return NotDicom("dicomdir", "a DICOMDIR index, not an image")
     missing = [k for k in ("StudyInstanceUID", "Modality") if not values[k]]
+    if missing and not preamble:
+        if dicom_name:
+            return Damaged("not-dicom", f"named {suffix} but has no DICOM preamble and no DICOM study header")
+        return NotDicom("not-dicom", "no DICOM preamble and no DICOM study header")
     if missing:
-        if not preamble and not dicom_name:
-            return NotDicom("not-dicom", "no DICOM preamble and no DICOM study header")
         return Damaged("missing-tag", f"no {' or '.join(missing)} in the header")
     when = (_datetime(values["StudyDate"], values["StudyTime"])
             or _datetime(values["SeriesDate"], values["SeriesTime"]))

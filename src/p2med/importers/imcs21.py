@@ -151,7 +151,7 @@ def convert(run: ImportRun) -> None:
                     "variant": VARIANT.name, "lang": "zh", "dialogue": kept.dialogue or None,
                     **{SECTION_OF[h]: text for h, text in kept.report}})
         run.used(kept_where, record_id=record_id)
-        for where, form, other in lines:
+        for where, _, other in lines:
             if where == kept_where:
                 continue
             same = other == kept

@@ -109,7 +109,8 @@ def convert(run: ImportRun) -> None:
             img = views.get(view)
             if img is None:
                 continue
-            files.append(run.place(run.images / img.rel, f"images/{exam_id}/{view}{PurePosixPath(img.rel).suffix.lower()}"))
+            suffix = PurePosixPath(img.rel).suffix.lower()
+            files.append(run.place(run.images / img.rel, f"images/{exam_id}/{view}{suffix}"))
             run.used(IMAGES_PREFIX + img.rel, exam_id=exam_id)
             if img.via.startswith(IMAGES_PREFIX + METADATA):
                 run.used(img.via, exam_id=exam_id)

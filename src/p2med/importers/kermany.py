@@ -52,7 +52,7 @@ def label_from_path(rel: str) -> tuple[str, str, str] | None:
 def convert(run: ImportRun) -> None:
     files = run.files()
     images = [rel for rel in files if rel.lower().endswith(IMAGE_SUFFIXES)]
-    labelled: list[tuple[str, str, str, str, str]] = []  # (ledger source, image, label, subtype, patient key)
+    labelled: list[tuple[str, str, str, str]] = []  # (ledger source, image, subtype, patient key)
     if LABELS in files:
         table = read_csv(run.src / LABELS, LABELS)
         table.require(LABELS, ("file", "label"))
@@ -75,7 +75,7 @@ def convert(run: ImportRun) -> None:
                 run.excluded(where, "duplicate-file", f"{rel} is labelled again (first label kept)")
             else:
                 key = row.get("patient_key") or (label_from_path(rel) or ("", "", PurePosixPath(rel).stem))[2]
-                labelled.append((where, rel, label, subtype, key))
+                labelled.append((where, rel, subtype, key))
                 listed.add(rel)
         for rel in images:
             if rel not in listed and rel not in run.ledger:
@@ -87,14 +87,13 @@ def convert(run: ImportRun) -> None:
                 run.excluded(rel, "unlabelled", "no labels.csv and the path is not NORMAL/IM-*, NORMAL/NORMAL2-IM-* "
                                                 "or PNEUMONIA/personN_bacteria|virus_M")
             else:
-                labelled.append((rel, rel, *found))
+                labelled.append((rel, rel, found[1], found[2]))
 
-    for where, rel, label, subtype, key in labelled:
+    for where, rel, subtype, key in labelled:
         exam_id = f"kermany-{PurePosixPath(rel).stem}"
         patient_id = f"kermany-{key}"
         if exam_id in run.exams:  # the same file name in two folders (e.g. train/ and test/)
-            kept = run.exams[exam_id]["files"][0]
-            run.excluded(where, "duplicate-name", f"{rel} has the file name of an imported image ({kept})")
+            run.excluded(where, "duplicate-name", f"{rel}: an image of the same file name is already exam {exam_id}")
             if where != rel:
                 run.excluded(rel, "duplicate-name", f"see {where}", quiet=True)
             continue
