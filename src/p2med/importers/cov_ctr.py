@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 
-from .readers import Damaged, read_csv
 from .run import ImportRun, stable_id
 
 USES_IMAGES = False
@@ -37,15 +36,8 @@ def convert(run: ImportRun) -> None:
     for rel in run.files():
         if not rel.lower().endswith(".csv"):
             continue
-        table = read_csv(run.src / rel, rel)
-        table.require(rel, COLUMNS)
-        if table.decoded.note:
-            run.say(table.decoded.note)
-        run.mark_read(rel)
-        for where, row in table.rows:
-            if isinstance(row, Damaged):
-                run.quarantined(where, row.code, row.text)
-            elif not row["image_id"]:
+        for where, row in run.csv_rows(run.src / rel, rel, COLUMNS)[1]:
+            if not row["image_id"]:
                 run.quarantined(where, "no-id", "the image_id cell is empty")
             elif row["image_id"] in seen:
                 run.excluded(where, "duplicate-id", f"image_id {row['image_id']} is imported from "

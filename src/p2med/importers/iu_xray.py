@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from .readers import Damaged, InputError, read_csv
+from .readers import InputError
 from .run import IMAGES_PREFIX, ImportRun
 
 USES_IMAGES = True
@@ -123,16 +123,9 @@ def convert(run: ImportRun) -> None:
 
 def _read_reports(run: ImportRun) -> dict[str, tuple[str, str | None, str | None]]:
     """uid -> (ledger source, findings, impression); bad and duplicate rows are ledgered here."""
-    table = read_csv(run.src / REPORTS, REPORTS)
-    table.require(REPORTS, ("uid", "findings", "impression"))
-    if table.decoded.note:
-        run.say(table.decoded.note)
-    run.mark_read(REPORTS)
     reports: dict[str, tuple[str, str | None, str | None]] = {}
-    for where, row in table.rows:
-        if isinstance(row, Damaged):
-            run.quarantined(where, row.code, row.text)
-        elif not row["uid"]:
+    for where, row in run.csv_rows(run.src / REPORTS, REPORTS, ("uid", "findings", "impression"))[1]:
+        if not row["uid"]:
             run.quarantined(where, "no-uid", "the uid cell is empty")
         elif row["uid"] in reports:
             run.excluded(where, "duplicate-uid", f"uid {row['uid']} is imported from {reports[row['uid']][0]}")
@@ -143,16 +136,9 @@ def _read_reports(run: ImportRun) -> dict[str, tuple[str, str | None, str | None
 
 def _read_projections(run: ImportRun, reports: dict) -> list[tuple[str, str, str, str]]:
     """(ledger source, uid, filename, view) of every usable projection row; the others are ledgered here."""
-    table = read_csv(run.src / PROJECTIONS, PROJECTIONS)
-    table.require(PROJECTIONS, ("uid", "filename", "projection"))
-    if table.decoded.note:
-        run.say(table.decoded.note)
-    run.mark_read(PROJECTIONS)
     out = []
-    for where, row in table.rows:
-        if isinstance(row, Damaged):
-            run.quarantined(where, row.code, row.text)
-        elif row["uid"] not in reports:
+    for where, row in run.csv_rows(run.src / PROJECTIONS, PROJECTIONS, ("uid", "filename", "projection"))[1]:
+        if row["uid"] not in reports:
             run.excluded(where, "unknown-uid", f"uid {row['uid']!r} has no row in {REPORTS}")
         elif _view(row["projection"]) is None:
             run.excluded(where, "unknown-projection",
@@ -169,18 +155,11 @@ def _find_images(run: ImportRun, reports: dict, projections: list) -> list[Image
     images: list[Image] = []
     listed: set[str] = set()
     if METADATA in files:
-        run.mark_read(IMAGES_PREFIX + METADATA)
-        table = read_csv(run.images / METADATA, f"{IMAGES_PREFIX}{METADATA}")
-        table.require(METADATA, ("file", "uid"))
-        view_col = next((c for c in VIEW_COLUMNS if c in table.header), None)
+        header, rows = run.csv_rows(run.images / METADATA, IMAGES_PREFIX + METADATA, ("file", "uid"))
+        view_col = next((c for c in VIEW_COLUMNS if c in header), None)
         if view_col is None:
-            raise InputError(f"{run.images.name}/{METADATA}: no view column; expected one of {list(VIEW_COLUMNS)}")
-        if table.decoded.note:
-            run.say(table.decoded.note)
-        for where, row in table.rows:
-            if isinstance(row, Damaged):
-                run.quarantined(where, row.code, row.text)
-                continue
+            raise InputError(f"{IMAGES_PREFIX}{METADATA}: no view column; expected one of {list(VIEW_COLUMNS)}")
+        for where, row in rows:
             rel = PurePosixPath(row["file"]).as_posix()
             listed.add(rel)
             if rel not in files:

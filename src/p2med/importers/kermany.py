@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
-from .readers import Damaged, read_csv
 from .run import ImportRun
 
 USES_IMAGES = False
@@ -54,16 +53,8 @@ def convert(run: ImportRun) -> None:
     images = [rel for rel in files if rel.lower().endswith(IMAGE_SUFFIXES)]
     labelled: list[tuple[str, str, str, str]] = []  # (ledger source, image, subtype, patient key)
     if LABELS in files:
-        table = read_csv(run.src / LABELS, LABELS)
-        table.require(LABELS, ("file", "label"))
-        if table.decoded.note:
-            run.say(table.decoded.note)
-        run.mark_read(LABELS)
         listed: set[str] = set()
-        for where, row in table.rows:
-            if isinstance(row, Damaged):
-                run.quarantined(where, row.code, row.text)
-                continue
+        for where, row in run.csv_rows(run.src / LABELS, LABELS, ("file", "label"))[1]:
             label, subtype = row["label"].upper(), (row.get("subtype") or row["label"]).upper()
             rel = PurePosixPath(row["file"]).as_posix()
             if label not in SUBTYPES_OF or subtype not in SUBTYPES_OF[label]:

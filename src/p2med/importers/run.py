@@ -29,6 +29,7 @@ from ..common.errors import P2MedError
 from ..common.ledger import Ledger, list_files, write_manifest
 from ..export.tables import write_export
 from ..export.validate import Report, validate
+from .readers import Damaged, read_csv
 
 IMAGES_PREFIX = "images:"
 LINK_MODES = ("copy", "hardlink")
@@ -109,6 +110,22 @@ class ImportRun:
     def mark_read(self, rel: str) -> None:
         """``rel`` (a source-folder file, or ``images:``-prefixed) is ledgered object by object, not as a file."""
         self.read_files.add(rel)
+
+    def csv_rows(self, path: Path, source: str, needed: tuple[str, ...]) -> tuple[list[str], list[tuple[str, dict]]]:
+        """Read a CSV input whose ledger name is ``source``: check its columns (``InputError`` naming the file),
+        print how it was decoded when not plain UTF-8, quarantine damaged records; returns (header, good rows)."""
+        table = read_csv(path, source)
+        table.require(source, needed)
+        if table.decoded.note:
+            self.say(table.decoded.note)
+        self.mark_read(source)
+        good = []
+        for where, row in table.rows:
+            if isinstance(row, Damaged):
+                self.quarantined(where, row.code, row.text)
+            else:
+                good.append((where, row))
+        return table.header, good
 
     def bar(self, items: Iterable, desc: str, total: int | None = None) -> Iterable:
         return tqdm(items, desc=desc, total=total, disable=not self.progress, leave=False)
