@@ -33,7 +33,8 @@ def test_output_does_not_depend_on_its_path(tmp_path):
 @pytest.mark.parametrize("make_args, message", [
     (lambda t, s: ["kermany", str(s), "--out", str(t / "o"), "--images", str(s)], "--images is read only by iu-xray"),
     (lambda t, s: ["kermany", str(t / "nothere"), "--out", str(t / "o")], "does not exist"),
-    (lambda t, s: ["kermany", str(t / "copy"), "--out", str(t / "copy" / "export")], "inside the input folder"),
+    (lambda t, s: ["kermany", str(t / "copy"), "--out", str(t / "copy" / "export")], "overlap"),
+    (lambda t, s: ["kermany", str(t / "copy"), "--out", str(t), "--overwrite"], "overlap"),
     (lambda t, s: ["iu-xray", str(t / "copy"), "--out", str(t / "o")], "no indiana_reports.csv"),
 ])
 def test_user_errors_are_one_line(tmp_path, capsys, make_args, message):

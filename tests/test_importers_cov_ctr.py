@@ -76,4 +76,4 @@ def test_undecodable_csv_says_why_in_one_line(tmp_path, capsys):
     assert main(["import", "cov-ctr", str(work), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("p2med import: error: x.csv: cannot decode")
-    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["in"]  # no export, no partial folder left behind

@@ -29,6 +29,7 @@ from ..common.errors import P2MedError
 from ..common.ledger import Ledger, list_files, write_manifest
 from ..export.tables import write_export
 from ..export.validate import Report, validate
+from . import SOURCES, source_module
 from .readers import Damaged, read_csv
 
 IMAGES_PREFIX = "images:"
@@ -207,8 +208,6 @@ def import_folder(source: str, src: Path, out: Path, images: Path | None = None,
                   overwrite: bool = False, echo: Callable[[str], None] = print, max_lines: int = 50,
                   progress: bool = True) -> ImportResult:
     """Convert ``src`` (a folder of dataset ``source``) into the export ``out``; see the module docstring."""
-    from . import SOURCES, source_module
-
     if source not in SOURCES:
         raise P2MedError(f"unknown source {source!r}; sources: {', '.join(SOURCES)}")
     if link not in LINK_MODES:
@@ -226,8 +225,11 @@ def import_folder(source: str, src: Path, out: Path, images: Path | None = None,
         if not images.is_dir():
             raise P2MedError(f"--images folder {images} does not exist or is not a folder")
     for root in [src] + ([images] if images else []):
-        if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents:
-            raise P2MedError(f"--out {out} is inside the input folder {root}; write the export elsewhere")
+        inner, outer = root.resolve(), out.resolve()
+        if outer == inner or inner in outer.parents or outer in inner.parents:
+            raise P2MedError(f"--out {out} and the input folder {root} overlap; write the export elsewhere")
+    if out.exists() and not out.is_dir():
+        raise P2MedError(f"--out {out} is a file, not a folder")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise P2MedError(f"{out} exists and is not empty; pass --overwrite to replace it")
 
@@ -235,7 +237,11 @@ def import_folder(source: str, src: Path, out: Path, images: Path | None = None,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     run = ImportRun(source, src, tmp, images, link, echo, max_lines, progress)
-    module.convert(run)
+    try:
+        module.convert(run)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     run.account_for_the_rest()
     tables = {"patients": list(run.patients.values()), "exams": list(run.exams.values()),
               "records": list(run.records.values())}
