@@ -49,8 +49,9 @@ def check_accounting(out: Path, src: Path, *, rows: dict[str, str] | None = None
                      image_rows: dict[str, str] | None = None) -> dict[str, dict]:
     """Every input object is in the ledger exactly once, and nothing else is.
 
-    ``rows`` maps a file of ``src`` to how its objects are counted: ``jsonl`` (non-blank lines), ``csv``
-    (records) or ``json`` (elements of the top-level array); every other file is one object.
+    ``rows`` maps a file of ``src`` to how its objects are counted: ``jsonl`` (non-blank lines), ``csv`` or
+    ``csv:gbk`` (records) or ``json`` / ``json:gb18030`` (elements of the top-level array); every other file is
+    one object.
     """
     entries = ledger(out)
     expected_files: set[str] = set()
@@ -65,10 +66,10 @@ def check_accounting(out: Path, src: Path, *, rows: dict[str, str] | None = None
                 lines = jsonl_lines(path, rel)
                 assert lines <= set(entries), sorted(lines - set(entries))[:5]
                 row_counts[rel] = len(lines)
-            elif kind == "csv":
-                row_counts[rel] = csv_record_count(path)
-            elif kind == "json":
-                row_counts[rel] = len(json.loads(path.read_text(encoding="utf-8")))
+            elif kind and kind.startswith("csv"):  # "csv" (UTF-8) or "csv:ENCODING"
+                row_counts[rel] = csv_record_count(path, *kind.split(":")[1:])
+            elif kind and kind.startswith("json"):  # "json" (UTF-8) or "json:ENCODING"
+                row_counts[rel] = len(json.loads(path.read_bytes().decode(*kind.split(":")[1:] or ["utf-8"])))
             else:
                 expected_files.add(rel)
     for rel, n in row_counts.items():

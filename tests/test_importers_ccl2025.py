@@ -40,6 +40,19 @@ def test_shared_records_map_verbatim_to_a_stand_in_variant(tmp_path):
     assert check_manifest(out)["counts"]["records"] == {VARIANT.name: len(records)}
 
 
+def test_gbk_json_is_decoded_and_said(tmp_path):
+    src = shared_data("ccl2025_cemr_icd_testA")
+    work = tmp_path / "in"
+    work.mkdir()
+    (work / FILE).write_bytes((src / FILE).read_text(encoding="utf-8").encode("gb18030"))
+    _, printed = run_import("ccl2025", work, tmp_path / "gbk")
+    run_import("ccl2025", src, tmp_path / "utf8")
+    assert table(tmp_path / "gbk", "records") == table(tmp_path / "utf8", "records")
+    assert any(line.startswith(f"{FILE}: not UTF-8") and "GBK" in line for line in printed)
+    entries = check_accounting(tmp_path / "gbk", work, rows={FILE: "json:gb18030"})
+    assert all(e.get("decoded_as") == "gbk" for e in entries.values())
+
+
 def test_truncated_json_array_keeps_complete_elements(tmp_path):
     objects = json.loads((shared_data("ccl2025_cemr_icd_testA") / FILE).read_text(encoding="utf-8"))
     k = len(objects) // 2

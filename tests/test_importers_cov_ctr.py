@@ -42,6 +42,8 @@ def test_gbk_csv_is_detected_and_decoded(tmp_path):
     assert (tmp_path / "from-gbk" / "exams.jsonl").read_bytes() == (tmp_path / "from-utf8" / "exams.jsonl").read_bytes()
     assert printed == [f"{FILE}: not UTF-8 (invalid byte at {_first_non_ascii(work / FILE)}); decoded as GBK/GB18030"]
     assert len(table(tmp_path / "from-gbk", "exams")) == csv_record_count(src / FILE)
+    entries = check_accounting(tmp_path / "from-gbk", work, rows={FILE: "csv:gbk"})
+    assert all(e["decoded_as"] == "gbk" for s, e in entries.items() if s.startswith(FILE + ":"))
 
 
 def _first_non_ascii(path) -> int:

@@ -52,7 +52,8 @@ def convert(run: ImportRun) -> None:
     seen: dict[str, str] = {}
     for rel in run.files():
         if rel.endswith(".json"):
-            items = read_json_array(run.src / rel, rel)
+            items, decoded = read_json_array(run.src / rel, rel)
+            run.decoded(rel, decoded)
         elif rel.endswith(".jsonl"):
             items = read_jsonl(run.src / rel, rel)
         else:

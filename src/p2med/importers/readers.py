@@ -133,13 +133,18 @@ def read_jsonl(path: Path, name: str) -> Iterator[tuple[str, dict[str, Any] | Da
             yield f"{name}:{line}", row
 
 
-def read_json_array(path: Path, name: str) -> Iterator[tuple[str, Any | Damaged]]:
-    """Elements of a top-level JSON array (or one top-level object as ``name[0]``), salvaging a truncated file.
+def read_json_array(path: Path, name: str) -> tuple[list[tuple[str, Any | Damaged]], Decoded]:
+    """Elements of a top-level JSON array (or one top-level object as ``name[0]``), salvaging a truncated file,
+    and how the file was decoded.
 
-    When the file ends inside element k (or has garbage there), elements 0..k-1 are yielded and the rest
-    comes back as one ``Damaged`` item with source ``name[k:]``.
+    When the file ends inside element k (or has garbage there), elements 0..k-1 come back and the rest as one
+    ``Damaged`` item with source ``name[k:]``.
     """
-    text, _ = decode_text(path.read_bytes(), name)
+    text, decoded = decode_text(path.read_bytes(), name)
+    return list(_array_items(text, name)), decoded
+
+
+def _array_items(text: str, name: str) -> Iterator[tuple[str, Any | Damaged]]:
     decoder = json.JSONDecoder()
     pos = _skip_ws(text, 0)
     if pos < len(text) and text[pos] == "{":

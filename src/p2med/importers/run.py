@@ -30,11 +30,12 @@ from ..common.ledger import Ledger, list_files, write_manifest
 from ..export.tables import write_export
 from ..export.validate import Report, validate
 from . import SOURCES, source_module
-from .readers import Damaged, read_csv
+from .readers import Damaged, Decoded, read_csv
 
 IMAGES_PREFIX = "images:"
 LINK_MODES = ("copy", "hardlink")
 _UID_LIKE = re.compile(r"\d+(?:\.\d+){3,}")
+_OBJECT_SUFFIX = re.compile(r"(?::\d+|\[\d+:?\])$")  # a line / record / array element of a file
 
 
 def stable_id(prefix: str, *parts: str, length: int = 12) -> str:
@@ -66,6 +67,7 @@ class ImportRun:
     exams: dict[str, dict[str, Any]] = field(default_factory=dict)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     read_files: set[str] = field(default_factory=set)  # files whose objects are ledgered one by one
+    file_fields: dict[str, dict[str, Any]] = field(default_factory=dict)  # file -> fields of its ledger rows
     quiet: Counter = field(default_factory=Counter)  # expected exclusions, counted instead of printed
     problem_lines: int = 0
     placed: int = 0  # image files put into the export
@@ -75,15 +77,15 @@ class ImportRun:
     def used(self, source: str, note: str | None = None, **extra: Any) -> None:
         """An input imported; ``note`` says what was partial about it (printed, and kept in the ledger)."""
         if note:
-            self.ledger.used(source, note=note, **extra)
+            self.ledger.used(source, note=note, **self._of_file(source), **extra)
             self._problem(source, "used", note)
         else:
-            self.ledger.used(source, **extra)
+            self.ledger.used(source, **self._of_file(source), **extra)
 
     def excluded(self, source: str, code: str, text: str, *, quiet: bool = False, **extra: Any) -> None:
         """An input not imported. ``quiet`` for expected exclusions (a duplicate form, a documentation file):
         counted in the summary instead of a line each."""
-        self.ledger.excluded(source, code, text, **extra)
+        self.ledger.excluded(source, code, text, **self._of_file(source), **extra)
         if quiet:
             self.quiet[code] += 1
         else:
@@ -91,8 +93,13 @@ class ImportRun:
 
     def quarantined(self, source: str, code: str, text: str, **extra: Any) -> None:
         """A damaged input set aside for a person to look at; always printed."""
-        self.ledger.quarantined(source, code, text, **extra)
+        self.ledger.quarantined(source, code, text, **self._of_file(source), **extra)
         self._problem(source, "quarantined", text)
+
+    def _of_file(self, source: str) -> dict[str, Any]:
+        """Ledger fields every object of one input file carries (``decoded_as: gbk``): ``file:5`` -> ``file``."""
+        file = _OBJECT_SUFFIX.sub("", source)
+        return self.file_fields.get(file, {}) if file != source else {}
 
     def say(self, line: str) -> None:
         """A line about the run itself (a file decoded as GBK, hard links not possible)."""
@@ -117,8 +124,7 @@ class ImportRun:
         print how it was decoded when not plain UTF-8, quarantine damaged records; returns (header, good rows)."""
         table = read_csv(path, source)
         table.require(source, needed)
-        if table.decoded.note:
-            self.say(table.decoded.note)
+        self.decoded(source, table.decoded)
         self.mark_read(source)
         good = []
         for where, row in table.rows:
@@ -127,6 +133,14 @@ class ImportRun:
             else:
                 good.append((where, row))
         return table.header, good
+
+    def decoded(self, source: str, decoded: Decoded) -> None:
+        """Say how the input file ``source`` was decoded when it was not plain UTF-8; objects of a file read
+        as GBK carry ``decoded_as: gbk`` in the ledger."""
+        if decoded.note:
+            self.say(decoded.note)
+        if decoded.encoding != "utf-8":
+            self.file_fields[source] = {"decoded_as": decoded.encoding}
 
     def bar(self, items: Iterable, desc: str, total: int | None = None) -> Iterable:
         return tqdm(items, desc=desc, total=total, disable=not self.progress, leave=False)
