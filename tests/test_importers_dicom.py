@@ -63,6 +63,8 @@ def test_broken_folder_is_ledgered_not_crashed(tmp_path):
     shutil.copy(slices[0], work / "ct" / "again.dcm")  # the same SOP instance twice
     (work / "ct" / "cut.dcm").write_bytes(slices[1].read_bytes()[:700])  # truncated inside the header
     (work / "ct" / "notes.dcm").write_text("not a DICOM file", encoding="utf-8")
+    uid_named = pydicom.uid.generate_uid(entropy_srcs=["p2med test: a file named by its UID"])
+    (work / "ct" / f"{uid_named}.dcm").write_bytes(slices[0].read_bytes()[:200])  # named by a UID, damaged
     (work / "README.txt").write_text("exported from PACS", encoding="utf-8")
     pet = pydicom.dcmread(slices[2])
     pet.Modality = "PT"
@@ -78,7 +80,7 @@ def test_broken_folder_is_ledgered_not_crashed(tmp_path):
     _, printed = run_import("dicom-folder", work, out)
     entries = check_accounting(out, work)
     reason = {s: (e["reason"] or "used").split(":")[0] for s, e in entries.items()}
-    damaged = {"ct/cut.dcm", "ct/notes.dcm"}  # a DICOM cut inside its header; text under a DICOM name
+    damaged = {"ct/cut.dcm", "ct/notes.dcm", f"ct/{uid_named}.dcm"}  # cut inside the header; text named .dcm
     assert {s: r for s, r in reason.items() if s not in damaged} == {
         **{f"ct/{p.name}": "used" for p in slices}, "ct/again.dcm": "duplicate-instance", "README.txt": "not-dicom",
         "pet.dcm": "modality", "cr.dcm": "used", "ct/IM000009": "used"}
@@ -91,4 +93,5 @@ def test_broken_folder_is_ledgered_not_crashed(tmp_path):
     ct_exam = next(e for e in exams if e["modality"] == "CT")
     assert len([p for p in (out / ct_exam["files"][0]).rglob("*") if p.is_file()]) == len(slices) + 1
     idents = _identifiers([pydicom.dcmread(p, stop_before_pixels=True) for p in slices] + [cr, bare])
-    assert all(ident not in "\n".join(printed) for ident in idents)
+    assert all(ident not in "\n".join(printed) for ident in idents | {uid_named})
+    assert any(line.startswith("ct/<UID>.dcm:") and line.endswith("-> quarantined") for line in printed)

@@ -45,6 +45,10 @@ class Image:
     view: str
     via: str  # the ledger source that said which uid and view this is (a metadata or projection row)
 
+    @property
+    def from_metadata(self) -> bool:
+        return self.via.startswith(IMAGES_PREFIX + METADATA)
+
 
 def _name_key(name: str) -> str:
     """``CXR1_IM-0001-4001.png`` and ``1_IM-0001-4001.dcm.png`` -> ``1_im-0001-4001``."""
@@ -78,7 +82,7 @@ def convert(run: ImportRun) -> None:
             continue
         reason = f"exam iu-{img.uid} already has a {img.view} view ({IMAGES_PREFIX}{views[img.view].rel})"
         run.excluded(IMAGES_PREFIX + img.rel, "extra-view", reason, quiet=True)
-        if img.via.startswith(IMAGES_PREFIX + METADATA):
+        if img.from_metadata:
             run.excluded(img.via, "extra-view", reason, quiet=True)
         else:
             extra[img.via] = reason
@@ -88,8 +92,7 @@ def convert(run: ImportRun) -> None:
     attached: set[tuple[str, str]] = set()
     for where, uid, filename, view in projections:
         img = kept.get(uid, {}).get(view)
-        by_metadata = img is not None and img.via.startswith(IMAGES_PREFIX + METADATA)
-        if img is not None and (img.via == where or (by_metadata and (uid, view) not in attached)):
+        if img is not None and (img.via == where or (img.from_metadata and (uid, view) not in attached)):
             attached.add((uid, view))
             run.used(where, exam_id=f"iu-{uid}")
         elif where in extra:
@@ -112,7 +115,7 @@ def convert(run: ImportRun) -> None:
             suffix = PurePosixPath(img.rel).suffix.lower()
             files.append(run.place(run.images / img.rel, f"images/{exam_id}/{view}{suffix}"))
             run.used(IMAGES_PREFIX + img.rel, exam_id=exam_id)
-            if img.via.startswith(IMAGES_PREFIX + METADATA):
+            if img.from_metadata:
                 run.used(img.via, exam_id=exam_id)
         run.patient(exam_id)
         run.exam({"exam_id": exam_id, "patient_id": exam_id, "modality": "XR", "files": files,

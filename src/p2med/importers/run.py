@@ -34,7 +34,7 @@ from .readers import Damaged, Decoded, read_csv
 
 IMAGES_PREFIX = "images:"
 LINK_MODES = ("copy", "hardlink")
-_UID_LIKE = re.compile(r"\d+(?:\.\d+){3,}")
+_UID_LIKE = re.compile(r"\d+(?:\.\d+){5,}")  # six or more dotted numbers: a DICOM UID, not a date
 _OBJECT_SUFFIX = re.compile(r"(?::\d+|\[\d+:?\])$")  # a line / record / array element of a file
 
 
