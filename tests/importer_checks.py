@@ -24,6 +24,17 @@ def run_import(source: str, src: Path, out: Path, images: Path | None = None, **
     return result, lines
 
 
+def import_reencoded(source: str, src: Path, name: str, encoding: str, tmp: Path) -> tuple[list[str], Path, Path]:
+    """Import ``src`` as it is and a copy whose file ``name`` is re-encoded (made here, in ``tmp``); returns
+    (lines printed for the copy, export of the copy, export of the original)."""
+    work = tmp / f"in-{encoding}"
+    work.mkdir()
+    (work / name).write_bytes((src / name).read_text(encoding="utf-8").encode(encoding))
+    _, printed = run_import(source, work, tmp / encoding)
+    run_import(source, src, tmp / "utf-8")
+    return printed, tmp / encoding, tmp / "utf-8"
+
+
 def ledger(out: Path) -> dict[str, dict]:
     """source -> ledger row; fails if a source appears twice."""
     rows = [json.loads(line) for line in (out / "ledger.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -7,7 +7,7 @@ import json
 import math
 
 from conftest import shared_data
-from importer_checks import check_accounting, check_manifest, run_import, table
+from importer_checks import check_accounting, check_manifest, import_reencoded, run_import, table
 
 from p2med.importers.ccl2025 import ID_FIELD, SECTION_OF, VARIANT
 
@@ -41,15 +41,10 @@ def test_shared_records_map_verbatim_to_a_stand_in_variant(tmp_path):
 
 
 def test_gbk_json_is_decoded_and_said(tmp_path):
-    src = shared_data("ccl2025_cemr_icd_testA")
-    work = tmp_path / "in"
-    work.mkdir()
-    (work / FILE).write_bytes((src / FILE).read_text(encoding="utf-8").encode("gb18030"))
-    _, printed = run_import("ccl2025", work, tmp_path / "gbk")
-    run_import("ccl2025", src, tmp_path / "utf8")
-    assert table(tmp_path / "gbk", "records") == table(tmp_path / "utf8", "records")
+    printed, gbk, utf8 = import_reencoded("ccl2025", shared_data("ccl2025_cemr_icd_testA"), FILE, "gb18030", tmp_path)
+    assert table(gbk, "records") == table(utf8, "records")
     assert any(line.startswith(f"{FILE}: not UTF-8") and "GBK" in line for line in printed)
-    entries = check_accounting(tmp_path / "gbk", work, rows={FILE: "json:gb18030"})
+    entries = check_accounting(gbk, tmp_path / "in-gb18030", rows={FILE: "json:gb18030"})
     assert all(e.get("decoded_as") == "gbk" for e in entries.values())
 
 

@@ -10,7 +10,8 @@ import io
 import pytest
 
 from conftest import shared_data
-from importer_checks import check_accounting, check_manifest, csv_record_count, run_import, table
+from importer_checks import (check_accounting, check_manifest, csv_record_count, import_reencoded, run_import,
+                             table)
 
 from p2med.cli import main
 from p2med.common.errors import P2MedError
@@ -34,15 +35,12 @@ def test_shared_excerpt_text_only_ct_exams(tmp_path):
 
 def test_gbk_csv_is_detected_and_decoded(tmp_path):
     src = shared_data("cov_ctr_reports_zh_excerpt")
-    work = tmp_path / "gbk"
-    work.mkdir()
-    (work / FILE).write_bytes((src / FILE).read_text(encoding="utf-8").encode("gbk"))
-    _, printed = run_import("cov-ctr", work, tmp_path / "from-gbk")
-    run_import("cov-ctr", src, tmp_path / "from-utf8")
-    assert (tmp_path / "from-gbk" / "exams.jsonl").read_bytes() == (tmp_path / "from-utf8" / "exams.jsonl").read_bytes()
+    printed, gbk, utf8 = import_reencoded("cov-ctr", src, FILE, "gbk", tmp_path)
+    assert (gbk / "exams.jsonl").read_bytes() == (utf8 / "exams.jsonl").read_bytes()
+    work = tmp_path / "in-gbk"
     assert printed == [f"{FILE}: not UTF-8 (invalid byte at {_first_non_ascii(work / FILE)}); decoded as GBK/GB18030"]
-    assert len(table(tmp_path / "from-gbk", "exams")) == csv_record_count(src / FILE)
-    entries = check_accounting(tmp_path / "from-gbk", work, rows={FILE: "csv:gbk"})
+    assert len(table(gbk, "exams")) == csv_record_count(src / FILE)
+    entries = check_accounting(gbk, work, rows={FILE: "csv:gbk"})
     assert all(e["decoded_as"] == "gbk" for s, e in entries.items() if s.startswith(FILE + ":"))
 
 
