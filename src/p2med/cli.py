@@ -18,6 +18,8 @@ from .common.errors import P2MedError
 # name -> (module, one-line help); order is the pipeline's order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("p2med.synth.cli", "write a synthetic hospital export with planted findings and PHI"),
+    "import": ("p2med.importers.cli", "convert a public dataset (IMCS-21, IU X-ray, Kermany, DICOM, ...) "
+                                      "into an export"),
     "validate": ("p2med.export.cli", "check an export against the schema, one line per problem"),
     "demo": ("p2med.demo", "run the pipeline end to end on the embedded synthetic hospital"),
 }
