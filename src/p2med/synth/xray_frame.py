@@ -108,4 +108,3 @@ def add_blob(D, X, Y, frame, cx, cy, rx, ry, amp, power=0.5):
     rs, cs = window(frame, LOW, D.shape, cx - rx, cx + rx, cy - ry, cy + ry)
     rho2 = np.square((X[rs, cs] - cx) / rx) + np.square((Y[rs, cs] - cy) / ry)
     D[rs, cs] += amp * np.clip(1.0 - rho2, 0.0, None) ** power
-

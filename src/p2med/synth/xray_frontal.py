@@ -169,11 +169,11 @@ class Frontal(Chest):
         # stomach bubble and bowel gas
         gas = tex["gas"]
         add_blob(D, X, Y, frame, 0.42 + 0.15 * gas[0, 0], self.base["left"] + 0.2 + 0.05 * gas[0, 1],
-                  0.13 + 0.07 * gas[0, 2], 0.07 + 0.04 * gas[0, 3], -0.14)
+                 0.13 + 0.07 * gas[0, 2], 0.07 + 0.04 * gas[0, 3], -0.14)
         n_gas = int(round(2 + 10 * math.exp(-a.age_years / 2.0)))
         for g in gas[1:1 + n_gas]:
             add_blob(D, X, Y, frame, -0.8 + 1.6 * g[0], self.base["right"] + 0.4 + 0.7 * g[1],
-                      0.05 + 0.06 * g[2], 0.04 + 0.05 * g[3], -0.1)
+                     0.05 + 0.06 * g[2], 0.04 + 0.05 * g[3], -0.1)
         D += a.contrast ** 2 * self.bones(X, Y, frame, 0.3 + 0.7 * depth)
         D *= a.contrast
         return D, np.where(lung_l, air, -air).astype(np.float32)

@@ -121,7 +121,7 @@ class Lateral(Chest):
         n_gas = int(round(2 + 10 * math.exp(-a.age_years / 2.0)))
         for g in gas[1:1 + n_gas]:
             add_blob(D, X, Y, frame, -0.8 * dep + 1.3 * dep * g[0], lh + 0.45 + 0.7 * g[1],
-                      0.05 + 0.06 * g[2], 0.04 + 0.05 * g[3], -0.1)
+                     0.05 + 0.06 * g[2], 0.04 + 0.05 * g[3], -0.1)
         D += a.contrast ** 2 * self.bones(X, Y, frame, 0.4 + 0.6 * depth)
         D *= a.contrast
         return D, air

@@ -93,7 +93,7 @@ def occupancy(f: Finding, chest: Chest, rng: np.random.Generator, margin: float)
 
 
 def plant(f: Finding, i: int, chest: Chest, frame: Frame, air: np.ndarray, lung: np.ndarray,
-           box: tuple[int, int, int, int], D: np.ndarray, seed: int, cfg: XrayPhantomConfig):
+          box: tuple[int, int, int, int], D: np.ndarray, seed: int, cfg: XrayPhantomConfig):
     """Add one finding to D [H, W] in place, only inside lung & zone; returns the bbox of the changed pixels."""
     rng = np.random.default_rng([seed, 3, i])
     contrast, blur_frac = _PATTERN[f.pattern]
