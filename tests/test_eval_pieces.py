@@ -70,3 +70,13 @@ def test_reliability_figures_on_hand_made_rows():
               "judge": {"accuracy": "ok"}} for n, s in ((1, 2), (2, 3), (4, 4), (8, 5))]
     lb = length_bias(items)["accuracy"]
     assert lb["spearman_length"] == pytest.approx(1.0) and lb["n_longer"] == 2
+
+
+def test_answer_headers_a_model_may_write():
+    from p2med.text.sections import parse_sections
+
+    p = parse_sections("影像学表现：右肺下叶斑片影\n检查结论：支气管肺炎", ["findings", "impression"])
+    assert p.sections == {"findings": "右肺下叶斑片影", "impression": "支气管肺炎"}
+    keys = ["diagnostic_basis", "current_diagnosis", "diagnosis_treatment_plan"]
+    p = parse_sections("诊断根据：发热\n当前诊断：肺炎\n诊疗方案：抗感染", keys)
+    assert p.sections == {"diagnostic_basis": "发热", "current_diagnosis": "肺炎", "diagnosis_treatment_plan": "抗感染"}

@@ -116,22 +116,23 @@ class P2MedGenerator:
                              "install the model package or evaluate a plain causal LM") from exc
         self.model, self.processor, self.tokenizer = self._model_mod.load_checkpoint(self.path)
 
-    def _image(self, sample: dict, item: dict) -> dict:
+    def _image(self, item: dict) -> dict:
         if self.images is None:
-            raise P2MedError(f"sample {sample['sample_id']} has images but no ingest cache was given (--images)")
+            raise P2MedError("the benchmark has image samples but no ingest cache was found: give --images CACHE "
+                             "(or a `cache` the dataset's manifest.json points to)")
         path = self.images / item["array"]
         try:
             arr = np.load(path)
         except (OSError, ValueError) as exc:
-            raise P2MedError(f"sample {sample['sample_id']}: cannot read image array {item['array']} under the "
-                             f"ingest cache ({exc})") from exc
+            raise P2MedError(f"cannot read image array {item['array']} under the ingest cache "
+                             f"({type(exc).__name__})") from exc
         arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)  # [S, H, W] 0..1
         if arr.ndim == 2:
             arr = arr[None]  # [1, H, W]
         return {"array": arr, "true_slices": int(item.get("true_slices") or arr.shape[0]), "role": item.get("role")}
 
     def conversation(self, sample: dict) -> dict:
-        return {"turns": _history(sample), "images": [self._image(sample, it) for it in sample.get("images") or []],
+        return {"turns": _history(sample), "images": [self._image(it) for it in sample.get("images") or []],
                 "turn_images": [t.get("images", []) for t in sample["turns"]], "lang": sample.get("lang", "zh")}
 
     def generate(self, samples: list[dict], max_new_tokens: int | None = None) -> list[str]:
