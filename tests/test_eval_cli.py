@@ -59,8 +59,10 @@ def test_local_hf_judge_keeps_garbage_raw_and_fails_boundedly(lm):
     assert not res.ok and len(res.attempts) == 2  # a random model never writes a score line
     assert all(isinstance(a["raw"], str) and a["error"] for a in res.attempts)
     assert backend.describe()["backend"] == "hf" and "/" not in backend.describe()["model"]
-    assert backend.chat([{"role": "user", "content": "评分"}], 0.0, 5) == backend.chat(
-        [{"role": "user", "content": "评分"}], 0.0, 5)  # temperature 0 is greedy: the same answer twice
+    msg = [{"role": "user", "content": "评分"}]
+    assert backend.chat(msg, 0.0, 5) == backend.chat(msg, 0.0, 5)  # temperature 0 is greedy: the same answer twice
+    sampled = {backend.chat(msg, 1.5, 8, seed=k) for k in range(4)}
+    assert backend.chat(msg, 1.5, 8, seed=2) in sampled and len(sampled) > 1  # seeded repeats: reproducible, distinct
 
 
 def test_causal_lm_adapter_prompt_and_batching(lm, bench):

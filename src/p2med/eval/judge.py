@@ -51,7 +51,7 @@ class JudgeCallError(Exception):
 
 
 class JudgeBackend(Protocol):
-    def chat(self, messages: list[dict], temperature: float, max_tokens: int) -> str: ...
+    def chat(self, messages: list[dict], temperature: float, max_tokens: int, seed: int | None = None) -> str: ...
 
     def describe(self) -> dict: ...
 
@@ -113,13 +113,13 @@ class Judgement:
 
 
 def judge_once(backend: JudgeBackend, messages: list[dict], lang: str, max_retries: int, max_tokens: int,
-               temperature: float = 0.0) -> Judgement:
+               temperature: float = 0.0, seed: int | None = None) -> Judgement:
     """Ask, parse strictly, and ask again with the reason at most ``max_retries`` times."""
     attempts: list[dict] = []
     convo = list(messages)
     for _ in range(max_retries + 1):
         try:
-            raw = backend.chat(convo, temperature, max_tokens)
+            raw = backend.chat(convo, temperature, max_tokens, seed)
         except JudgeCallError as exc:
             attempts.append({"raw": None, "error": f"call failed: {exc}"})
             continue
@@ -143,10 +143,11 @@ class Judge:
         self.max_new_tokens = max_new_tokens
 
     def judge(self, task: str, key: str, metric: str, reference: str, candidate: str, lang: str,
-              swapped: bool = False, temperature: float = 0.0) -> Judgement:
+              swapped: bool = False, temperature: float = 0.0, seed: int | None = None) -> Judgement:
+        """One judging; ``seed`` makes a sampled (temperature > 0) repeat reproducible and distinct from others."""
         ex = self.exemplars.get(lang, task, key)
         messages = build_messages(task, key, metric, reference, candidate, lang, ex, swapped)
-        return judge_once(self.backend, messages, lang, self.max_retries, self.max_new_tokens, temperature)
+        return judge_once(self.backend, messages, lang, self.max_retries, self.max_new_tokens, temperature, seed)
 
     def ping(self) -> None:
         """One tiny call before a long judging run, so a dead endpoint is one clear error, not hours of timeouts."""

@@ -3,8 +3,8 @@ Hugging Face causal LM loaded from a folder. Both answer ``chat(messages, temper
 raise ``JudgeCallError`` for a failed call; neither retries (``judge.judge_once`` does, boundedly).
 
 The endpoint gets the texts being judged (de-identified records) and nothing that names a patient; the URL is
-the endpoint's, never a patient's. The HF backend decodes greedily at temperature 0 and samples with a seeded
-generator otherwise. Example: ``OpenAIBackend("http://127.0.0.1:8000/v1", "judge-13b").chat(msgs, 0.0, 512)``.
+the endpoint's, never a patient's. The HF backend decodes greedily at temperature 0 and otherwise samples with
+the torch generator seeded by the backend's seed plus the call's ``seed`` (repeat k of an item uses seed k). Example: ``OpenAIBackend("http://127.0.0.1:8000/v1", "judge-13b").chat(msgs, 0.0, 512)``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ class OpenAIBackend:
         self._httpx = require("httpx", "eval")
         self._client = self._httpx.Client(timeout=timeout_s, headers=self._headers)
 
-    def chat(self, messages: list[dict], temperature: float, max_tokens: int) -> str:
+    def chat(self, messages: list[dict], temperature: float, max_tokens: int, seed: int | None = None) -> str:
         body = {"model": self.model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
+        if seed is not None:
+            body["seed"] = seed  # honoured by vLLM and the OpenAI API
         try:
             resp = self._client.post(f"{self.url}/chat/completions", json=body)
         except self._httpx.TimeoutException as exc:
@@ -81,13 +83,14 @@ class HFBackend:
                 text += f"\n\n{'Human' if m['role'] == 'user' else 'Assistant'}: {m['content']}"
         return text + "\n\nAssistant: "
 
-    def chat(self, messages: list[dict], temperature: float, max_tokens: int) -> str:
+    def chat(self, messages: list[dict], temperature: float, max_tokens: int, seed: int | None = None) -> str:
         torch = self.torch
         enc = self.tokenizer(self._prompt(messages), return_tensors="pt")
+        pad = self.tokenizer.pad_token_id
         kwargs = {"max_new_tokens": max_tokens, "do_sample": temperature > 0,
-                  "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id}
+                  "pad_token_id": pad if pad is not None else self.tokenizer.eos_token_id}
         if temperature > 0:
-            torch.manual_seed(self.seed)
+            torch.manual_seed(self.seed + (seed or 0))
             kwargs["temperature"] = temperature
         try:
             with torch.no_grad():

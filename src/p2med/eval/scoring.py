@@ -151,7 +151,8 @@ def judge_items(items: list[dict], judge: Judge, cache: JudgeCache, position_swa
         if row is None:
             res = judge.judge(it["task"], it["component"], metric, it["reference"], it["candidate"], it["lang"],
                               swapped=variant == "swapped",
-                              temperature=repeat_temperature if variant.startswith("repeat") else 0.0)
+                              temperature=repeat_temperature if variant.startswith("repeat") else 0.0,
+                              seed=int(variant[6:]) if variant.startswith("repeat") else None)
             row = {"key": key, "sample_id": it["sample_id"], "task": it["task"], "component": it["component"],
                    "metric": metric, "variant": variant, "score": res.score, "analysis": res.analysis,
                    "attempts": res.attempts, "zero_shot": judge.zero_shot(it["task"], it["component"], it["lang"])}
