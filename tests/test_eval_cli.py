@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -78,33 +79,46 @@ def test_causal_lm_adapter_prompt_and_batching(lm, bench):
 
 
 def test_p2med_adapter_against_the_model_interface(bench, tmp_path, monkeypatch):
-    """Issue 8's p2med.model is not on main yet: a stand-in with its promised interface checks our side."""
+    """Issue 8's model package is not on main yet: stand-in modules with its interface check our side."""
     seen = {}
 
-    def load_checkpoint(path):
-        return "model", "processor", "tokenizer"
+    @dataclass
+    class ImageItem:
+        pixels: np.ndarray
+        true_slices: int | None = None
 
-    def generate(model, processor, tokenizer, conversations, max_new_tokens):
-        seen["convs"], seen["max"] = conversations, max_new_tokens
+    @dataclass
+    class GenerationConfig:
+        max_new_tokens: int = 512
+
+    def generate(model, processor, conversations, cfg):
+        seen["convs"], seen["max"] = conversations, cfg.max_new_tokens
         return ["【影像所见】双肺纹理清晰。\n【影像诊断】心肺膈未见明显异常。"] * len(conversations)
 
-    monkeypatch.setitem(sys.modules, "p2med.model", types.SimpleNamespace(load_checkpoint=load_checkpoint,
-                                                                           generate=generate))
+    modules = {"p2med.model": types.SimpleNamespace(),
+               "p2med.model.checkpoint": types.SimpleNamespace(load_checkpoint=lambda path: ("m", "p", "t")),
+               "p2med.model.generate": types.SimpleNamespace(generate=generate, GenerationConfig=GenerationConfig),
+               "p2med.model.processor": types.SimpleNamespace(ImageItem=ImageItem)}
+    for name, mod in modules.items():
+        monkeypatch.setitem(sys.modules, name, mod)
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
-    (ckpt / "config.json").write_text(json.dumps({"perceiver": {"latents": 32}, "lineage": ["stage1", "stage2"]}))
+    (ckpt / "config.json").write_text(json.dumps({"format": "p2med-model", "version": 1, "lineage": ["s1", "s2"]}))
     gen = open_generator(ckpt, images=bench.parent / "cache", max_new_tokens=7)
-    assert isinstance(gen, P2MedGenerator) and gen.describe()["lineage"] == {"lineage": ["stage1", "stage2"]}
+    assert isinstance(gen, P2MedGenerator) and gen.describe()["lineage"]["lineage"] == ["s1", "s2"]
     samples = [json.loads(l) for l in (bench / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     imaging = [s for s in samples if s["images"]]
     gen.generate(imaging)
     assert seen["max"] == 7 and len(seen["convs"]) == len(imaging)
     for s, conv in zip(imaging, seen["convs"]):
-        assert conv["turns"][-1]["assistant"] is None and len(conv["turns"]) == len(s["turns"])
+        assert "assistant" not in conv["turns"][-1] and len(conv["turns"]) == len(s["turns"])
+        assert [t["assistant"] for t in conv["turns"][:-1]] == [t["assistant"] for t in s["turns"][:-1]]
+        n_placeholders = sum(t["human"].count("<image>") for t in conv["turns"])
+        assert len(conv["images"]) == n_placeholders == len(s["images"])
         for img, item in zip(conv["images"], s["images"]):
-            arr = img["array"]
+            arr = img.pixels
             assert arr.dtype == np.float32 and arr.ndim == 3 and 0.0 <= arr.min() and arr.max() <= 1.0
-            assert img["true_slices"] == item["true_slices"] == arr.shape[0]
+            assert img.true_slices == item["true_slices"] == arr.shape[0]
     res = evaluate(gen, bench, tmp_path / "run", EvalConfig(bootstrap_resamples=200), progress=False)
     assert res["benchmark"]["evaluated"] == res["benchmark"]["samples"] and not res["not_applicable"]
 

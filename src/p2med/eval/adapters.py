@@ -3,11 +3,13 @@ text-only baseline of the paper's Baichuan 2 / Chinese-LLaMA-2 rows; image tasks
 
 Both give the earlier turns of a conversation with their answers (the priors) and the last turn's question, never
 its reference answer. The P2Med adapter loads each ``images[i].array`` from the ingest cache root as float32
-[S, H, W] in 0..1 and hands it, with ``true_slices``, to ``p2med.model.generate`` (issue 8's interface:
-``load_checkpoint(path) -> (model, processor, tokenizer)``; ``generate(model, processor, tokenizer,
-conversations, max_new_tokens) -> list[str]``, greedy, KV cache, stops at EOS, left-padded batches). The causal
-LM adapter formats the conversation with the tokenizer's chat template, or the paper's ``Human: ... Assistant:``
-format with EOS as the stop token when there is none. Example: ``open_generator("runs/ckpt", images="runs/cache")``.
+[S, H, W] in 0..1 and calls issue 8's model package: ``p2med.model.checkpoint.load_checkpoint(path) -> (model,
+processor, tokenizer)`` and ``p2med.model.generate.generate(model, processor, conversations,
+GenerationConfig(max_new_tokens=N)) -> list[str]`` (greedy, KV cache, stops at EOS, left-padded batches) with
+conversations ``{"turns": [..., {"human": ...}], "images": [ImageItem(pixels, true_slices)], "lang": "zh"}``.
+The causal LM adapter formats the conversation with the tokenizer's chat template, or the paper's
+``Human: ... Assistant:`` format with EOS as the stop token when there is none.
+Example: ``open_generator("runs/ckpt", images="runs/cache")``.
 """
 
 from __future__ import annotations
@@ -38,16 +40,15 @@ def _fingerprint(path: Path) -> str:
 
 
 def is_p2med_checkpoint(path: Path) -> bool:
-    """A P2Med checkpoint folder has a perceiver (config key or weights file); a plain causal LM has not."""
+    """A P2Med checkpoint folder (``format: p2med-model``, or a perceiver in it); a plain causal LM is not one."""
     cfg = _config(path)
-    return "perceiver" in cfg or "p2med" in cfg or any(path.glob("perceiver*.safetensors"))
+    return cfg.get("format") == "p2med-model" or "perceiver" in cfg or any(path.glob("perceiver*.safetensors"))
 
 
 def _history(sample: dict) -> list[dict]:
-    """Earlier turns with their answers, then the last question with no answer."""
+    """Earlier turns with their answers, then the last question without one (a generation prompt)."""
     turns = sample["turns"]
-    return [{"human": t["human"], "assistant": t["assistant"]} for t in turns[:-1]] + \
-           [{"human": turns[-1]["human"], "assistant": None}]
+    return [{"human": t["human"], "assistant": t["assistant"]} for t in turns[:-1]] + [{"human": turns[-1]["human"]}]
 
 
 class CausalLMGenerator:
@@ -75,7 +76,7 @@ class CausalLMGenerator:
             msgs = []
             for t in turns:
                 msgs.append({"role": "user", "content": t["human"]})
-                if t["assistant"] is not None:
+                if "assistant" in t:
                     msgs.append({"role": "assistant", "content": t["assistant"]})
             return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         eos = self.tokenizer.eos_token or ""
@@ -110,11 +111,13 @@ class P2MedGenerator:
         self.images = Path(images) if images else None
         self.max_new_tokens = max_new_tokens
         try:
-            self._model_mod = importlib.import_module("p2med.model")
+            checkpoint = importlib.import_module("p2med.model.checkpoint")
+            self._generate = importlib.import_module("p2med.model.generate")
+            self._image_item = importlib.import_module("p2med.model.processor").ImageItem
         except ImportError as exc:
-            raise P2MedError(f"{self.path} is a P2Med checkpoint but p2med.model is not in this build ({exc}); "
-                             "install the model package or evaluate a plain causal LM") from exc
-        self.model, self.processor, self.tokenizer = self._model_mod.load_checkpoint(self.path)
+            raise P2MedError(f"{self.path} is a P2Med checkpoint but the model package is not in this build ({exc}); "
+                             "install it or evaluate a plain causal LM") from exc
+        self.model, self.processor, self.tokenizer = checkpoint.load_checkpoint(self.path)
 
     def _image(self, item: dict) -> dict:
         if self.images is None:
@@ -129,21 +132,23 @@ class P2MedGenerator:
         arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)  # [S, H, W] 0..1
         if arr.ndim == 2:
             arr = arr[None]  # [1, H, W]
-        return {"array": arr, "true_slices": int(item.get("true_slices") or arr.shape[0]), "role": item.get("role")}
+        return self._image_item(arr, int(item.get("true_slices") or arr.shape[0]))
 
     def conversation(self, sample: dict) -> dict:
-        return {"turns": _history(sample), "images": [self._image(it) for it in sample.get("images") or []],
-                "turn_images": [t.get("images", []) for t in sample["turns"]], "lang": sample.get("lang", "zh")}
+        """The model's conversation: turns (the last one a prompt) and one image item per ``<image>`` in order."""
+        order = [i for t in sample["turns"] for i in t.get("images", [])] or list(range(len(sample.get("images") or [])))
+        images = sample.get("images") or []
+        return {"turns": _history(sample), "images": [self._image(images[i]) for i in order],
+                "lang": sample.get("lang", "zh")}
 
     def generate(self, samples: list[dict], max_new_tokens: int | None = None) -> list[str]:
-        convs = [self.conversation(s) for s in samples]
-        return list(self._model_mod.generate(self.model, self.processor, self.tokenizer, convs,
-                                             max_new_tokens=max_new_tokens or self.max_new_tokens))
+        cfg = self._generate.GenerationConfig(max_new_tokens=max_new_tokens or self.max_new_tokens)
+        return list(self._generate.generate(self.model, self.processor, [self.conversation(s) for s in samples], cfg))
 
     def describe(self) -> dict:
         cfg = _config(self.path)
-        lineage = {k: cfg[k] for k in ("lineage", "stages", "preset", "base_llm", "vision_encoder", "stage")
-                   if k in cfg}
+        lineage = {k: cfg[k] for k in ("format", "version", "lineage", "stages", "preset", "base_llm",
+                                       "vision_encoder", "stage") if k in cfg}
         return {"kind": "p2med", "name": self.name, "config_sha256": _fingerprint(self.path), "lineage": lineage,
                 "supports_images": True}
 

@@ -1,7 +1,7 @@
 """Generation for every benchmark sample, batched and resumable, behind a small ``Generator`` protocol.
 
-A generator writes the last assistant turn of each sample (earlier turns are the priors, given). Answers are
-appended to ``generations.jsonl`` batch by batch, so a killed run resumes where it stopped; a run folder that
+A generator writes the last assistant turn of each sample (earlier turns are the priors, given). Batches are
+all image-text or all text (SPEC section 6). Answers are appended to ``generations.jsonl`` batch by batch, so a killed run resumes where it stopped; a run folder that
 holds another model's answers is refused. At the end the file is rewritten in benchmark order (deterministic).
 Knows nothing about models (``adapters``) or scoring. Example line:
 ``{"sample_id": "xray_report/V1/2", "output": "【影像所见】...\\n【影像诊断】..."}``.
@@ -61,15 +61,17 @@ def run_generation(generator: Generator, samples: list[dict], out_dir: Path, bat
     else:
         write_json(meta_path, desc)
     done = _read(path)
-    todo = [s for s in samples if s["sample_id"] not in done]
-    if todo:
+    pending = [s for s in samples if s["sample_id"] not in done]
+    # batches are modality-homogeneous (all image-text or all text, SPEC section 6), as the model requires
+    groups = ([s for s in pending if s.get("images")], [s for s in pending if not s.get("images")])
+    batches = [g[i:i + batch_size] for g in groups for i in range(0, len(g), batch_size)]
+    if pending:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc=f"generate {file}", unit="sample",
+        bar = tqdm(total=len(samples), initial=len(samples) - len(pending), desc=f"generate {file}", unit="sample",
                    disable=not progress)
         with open(path, "a", encoding="utf-8") as fh:
-            for i in range(0, len(todo), batch_size):
-                batch = todo[i:i + batch_size]
+            for batch in batches:
                 outputs = generator.generate(batch, max_new_tokens)
                 if len(outputs) != len(batch):
                     raise P2MedError(f"generator {desc.get('name')} returned {len(outputs)} answers for "
