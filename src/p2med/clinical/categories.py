@@ -2,8 +2,8 @@
 
 A YAML dictionary (``configs/clinical/categories.yaml``: canonical category -> synonyms and patterns) is matched
 leftmost-longest, so 毛细支气管炎 is never read as 支气管炎. Each mention gets attributes from the words in front
-of it or in brackets after it (side and lobe/zone: 右下肺炎, 肺炎(右下); qualifiers: 急性, 重症), and negation
-and uncertainty flags from ``cues`` (未见 无 排除 否认; 可能 待排 考虑 ? 不除外). ``categories`` is multi-label in
+of it or in brackets after it (side and lobe/zone: 右下肺炎, 肺炎(右下); qualifiers: 急性, 重症; the hedge word:
+可能 待排 考虑 ?), and negation and uncertainty flags from ``cues`` (未见 无 排除 否认; 可能 待排 考虑 ? 不除外). ``categories`` is multi-label in
 order of first mention, negated excluded, uncertain included; a finding category (斑片影) counts only when no
 disease is named, 正常 only when nothing else is. Fragments it could not map are kept and counted.
 Example: ``CategoryNormaliser.from_yaml().normalise("1.右下肺炎；2.哮喘待排", "zh").categories``
@@ -189,15 +189,19 @@ class CategoryNormaliser:
         text = text or ""
         found = self._matches(text, lang)
         spans = [(s, e) for s, e, _ in found]
-        flags = self._scanners[lang].flags(text, spans)
+        flags = self._scanners[lang].scan(text, spans)
         cl = clauses(text, lang)
         mentions = []
         for i, (s, e, name) in enumerate(found):
             cs, ce = containing(cl, s)
             lo = max([cs] + [pe for ps, pe in spans if pe <= s])
             hi = min([ce + 1] + [ps for ps, pe in spans if ps >= e])
-            mentions.append(Mention(name, self._kind[name], self._attributes(text, lang, s, e, lo, hi),
-                                    flags[i][0], flags[i][1], (s, e), text[s:e]))
+            attrs = self._attributes(text, lang, s, e, lo, hi)
+            neg_cue, unc_cue = flags[i]
+            if unc_cue:
+                attrs["hedge"] = unc_cue   # 待排, 可能, 考虑, ?: kept, so "肺炎待排" and "考虑肺炎" stay distinguishable
+            mentions.append(Mention(name, self._kind[name], attrs, neg_cue is not None, unc_cue is not None, (s, e),
+                                    text[s:e]))
         return Normalised(text, lang, mentions, self._unmapped(text, lang, spans))
 
     def _unmapped(self, text: str, lang: str, spans: list[tuple[int, int]]) -> list[str]:

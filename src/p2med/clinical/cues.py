@@ -4,8 +4,8 @@ A forward cue (未见, 无, 考虑, no, possible) covers the mentions after it u
 scope breaker (但, but); a backward cue (待排, 不能排除, ？, 阴性, ruled out) covers the mention right before it.
 Cues are matched longest first, so 不能排除 (uncertain) is never read as 排除 (negated); a cue inside a mention
 (the 未见 of 未见明显异常) is part of the mention, not a cue. Knows nothing about what the mentions are.
-Example: ``CueScanner(DEFAULT_CUES["zh"], "zh").flags("未见斑片影，考虑肺炎", [(2, 5), (8, 10)])``
--> ``[(True, False), (False, True)]``.
+Example: ``CueScanner(DEFAULT_CUES["zh"], "zh").scan("未见斑片影，考虑肺炎", [(2, 5), (8, 10)])``
+-> ``[("未见", None), (None, "考虑")]`` (the negation cue and the uncertainty cue of each mention).
 """
 
 from __future__ import annotations
@@ -132,22 +132,22 @@ class CueScanner:
                 out.append(Cue(kind, fwd, m.start(), m.end()))
         return out
 
-    def flags(self, text: str, mentions: list[tuple[int, int]]) -> list[tuple[bool, bool]]:
-        """(negated, uncertain) per mention span."""
+    def scan(self, text: str, mentions: list[tuple[int, int]]) -> list[tuple[str | None, str | None]]:
+        """(negation cue, uncertainty cue) per mention span: the cue words that cover it, or None."""
         cues = self.cues(text, mentions)
         spans = clauses(text, self.lang)
         breaks = [m.start() for m in self._breakers.finditer(text)] if self._breakers else []
         out = []
         for s, e in mentions:
             cs, ce = containing(spans, s)
-            hit = {"negation": False, "uncertainty": False}
+            hit: dict[str, str | None] = {"negation": None, "uncertainty": None}
             for c in cues:
                 if c.forward and cs <= c.start and c.end <= s:
                     if not any(c.end <= b < s for b in breaks):
-                        hit[c.kind] = True
+                        hit[c.kind] = hit[c.kind] or text[c.start:c.end]
                 elif not c.forward and e <= c.start <= min(ce, e + self.gap) and c.start <= ce:
                     between = [(ms, me) for ms, me in mentions if e <= ms < c.start]
                     if not between:
-                        hit[c.kind] = True
+                        hit[c.kind] = hit[c.kind] or text[c.start:c.end]
             out.append((hit["negation"], hit["uncertainty"]))
         return out

@@ -112,7 +112,7 @@ class FindingExtractor:
     def extract(self, text: str, lang: str = "zh") -> list[FindingMention]:
         heads = [(m.start(), m.end(), m.lastgroup) for m in HEAD_RE[lang].finditer(text)]
         spans = [(s, e) for s, e, _ in heads]
-        flags = self._scanners[lang].flags(text, spans)
+        flags = self._scanners[lang].scan(text, spans)
         locs = [l for l in locations(text, lang) if not any(s < l.end and l.start < e for s, e in spans)]
         changes = [(m.start(), m.lastgroup) for m in CHANGE_RE[lang].finditer(text)
                    if not any(s < m.end() and m.start() < e for s, e in spans)]
@@ -152,7 +152,7 @@ class FindingExtractor:
                     waiting.append(obj)
         out = []
         for i, (s, e, pattern) in enumerate(heads):
-            negated, uncertain = flags[i]
+            negated, uncertain = flags[i][0] is not None, flags[i][1] is not None
             sites = [(site, l.kind) for l in locs_of.get(i, []) for site in l.sites()] or [((None, None), None)]
             seen = set()
             for (side, level), kind in sites:
