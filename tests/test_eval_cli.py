@@ -168,3 +168,18 @@ def test_user_mistakes_are_one_line(bench, tmp_path, capsys):
 
     with pytest.raises(P2MedError, match="row 2: field score"):
         read_clinician_scores(bad)
+
+
+def test_eval_cli_on_a_tiny_p2med_checkpoint(bench, tmp_path, capsys):
+    """Runs once issue 8's model package and its test helpers are merged (skips before): a tiny P2Med model saved
+    as a checkpoint folder, evaluated through the CLI on the synthetic benchmark with its images."""
+    checkpoint = pytest.importorskip("p2med.model.checkpoint", reason="issue 8's model package is not merged yet")
+    model_helpers = pytest.importorskip("model_helpers", reason="issue 8's test helpers are not merged yet")
+    model, processor, _ = model_helpers.mini_model()
+    checkpoint.save_checkpoint(model, processor, tmp_path / "ckpt")
+    out = tmp_path / "run"
+    assert main(["eval", "--model", str(tmp_path / "ckpt"), "--bench", str(bench), "--out", str(out), "--quiet",
+                 "max_new_tokens=8"]) == 0
+    res = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert res["model"]["kind"] == "p2med" and not res["not_applicable"]
+    assert res["benchmark"]["evaluated"] == res["benchmark"]["samples"] and (out / "report.html").is_file()
