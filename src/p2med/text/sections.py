@@ -15,12 +15,15 @@ from ..export.schema import SECTIONS
 
 # extra spellings a model (or a human) may use for a header
 ALIASES: dict[str, tuple[str, ...]] = {
-    "findings": ("影像所见", "影像表现", "检查所见", "所见", "Findings", "FINDINGS"),
-    "impression": ("影像诊断", "诊断意见", "印象", "影像印象", "Impression", "IMPRESSION"),
+    "findings": ("影像所见", "影像表现", "影像学表现", "检查所见", "所见", "Findings", "FINDINGS"),
+    "impression": ("影像诊断", "影像学诊断", "诊断意见", "检查结论", "诊断结论", "印象", "影像印象", "Impression",
+                   "IMPRESSION"),
     "preliminary_diagnosis": ("初步诊断", "诊断", "Preliminary diagnosis", "Diagnosis"),
     "treatment_recommendation": ("处理意见", "建议", "Treatment recommendation", "Recommendation"),
-    "treatment_plan": ("治疗方案", "Treatment plan"),
-    "diagnosis_treatment_plan": ("诊疗计划", "Diagnostic and treatment plan", "Plan"),
+    "treatment_plan": ("治疗方案", "治疗计划", "Treatment plan"),
+    "diagnostic_basis": ("诊断依据", "诊断根据", "Diagnostic basis", "Basis"),
+    "current_diagnosis": ("目前诊断", "当前诊断", "Current diagnosis"),
+    "diagnosis_treatment_plan": ("诊疗计划", "诊疗方案", "Diagnostic and treatment plan", "Plan"),
 }
 
 
