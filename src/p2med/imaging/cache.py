@@ -1,0 +1,120 @@
+"""The ingest cache: content-addressed float16 arrays plus ``exams.jsonl``, read by curation, training and serving.
+
+``CACHE/arrays/ab/<sha256>.npy`` holds one image [S, H, W] float16 in 0..1; ``<sha256>`` is the hash of the
+whole ``.npy`` file, ``ab`` its first two hex digits. Files are written atomically (temp file in the same
+folder, fsync, rename) and never rewritten: the same content lands at the same name. ``exams.jsonl`` has one
+line per exam with its ImageEntry list (format: docs/ingest-cache.md). ``ImageCache`` reads it.
+Example::
+
+    cache = ImageCache("runs/cache")
+    for entry, arr in cache.load("CT2305151234"):     # arr float32 [S, H, W]
+        print(entry["role"], arr.shape, entry["true_slices"])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..common.errors import P2MedError
+
+EXAMS = "exams.jsonl"
+ARRAYS = "arrays"
+
+
+class CacheError(P2MedError, ValueError):
+    pass
+
+
+def npy_bytes_header(arr: np.ndarray) -> bytes:
+    """The .npy (format 1.0) header ``np.save`` writes for ``arr`` (C order)."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(arr))
+    return buf.getvalue()
+
+
+def write_array(cache_dir: str | os.PathLike, arr: np.ndarray) -> tuple[str, str]:
+    """Store ``arr`` [S, H, W] as float16 .npy under its sha256; returns (relative path, sha256)."""
+    a16 = np.ascontiguousarray(arr, dtype=np.float16)
+    head = npy_bytes_header(a16)
+    data = memoryview(a16).cast("B")
+    h = hashlib.sha256(head)
+    h.update(data)
+    sha = h.hexdigest()
+    rel = f"{ARRAYS}/{sha[:2]}/{sha}.npy"
+    path = Path(cache_dir) / rel
+    if path.is_file() and path.stat().st_size == len(head) + a16.nbytes:
+        return rel, sha
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{sha[:12]}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(head)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return rel, sha
+
+
+def read_exams(path: str | os.PathLike) -> dict[str, dict]:
+    """exam_id -> exam record of an ``exams.jsonl``."""
+    out = {}
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CacheError(f"{EXAMS}:{i}: not valid JSON ({exc.msg})") from exc
+            out[row["exam_id"]] = row
+    return out
+
+
+class ImageCache:
+    """Read access to an ingest cache folder (``p2med ingest --out CACHE``)."""
+
+    def __init__(self, cache_dir: str | os.PathLike) -> None:
+        self.root = Path(cache_dir)
+        index = self.root / EXAMS
+        if not index.is_file():
+            raise CacheError(f"{self.root} is not an ingest cache: {EXAMS} is missing (run p2med ingest first)")
+        self._exams = read_exams(index)
+
+    def exam_ids(self) -> list[str]:
+        return sorted(self._exams)
+
+    def exam(self, exam_id: str) -> dict | None:
+        """The exam's record ``{"exam_id", "modality", "images": [ImageEntry...], "warnings"}``, or None."""
+        return self._exams.get(exam_id)
+
+    def array(self, entry: dict, verify: bool = False) -> np.ndarray:
+        """The image of one ImageEntry as float32 [S, H, W] (``verify`` re-hashes the file first)."""
+        path = self.root / entry["array"]
+        if verify:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest != entry["sha256"]:
+                raise CacheError(f"{entry['array']}: content does not match its sha256 (the cache is damaged)")
+        arr = np.load(path, allow_pickle=False)
+        if list(arr.shape) != list(entry["shape"]):
+            raise CacheError(f"{entry['array']}: shape {list(arr.shape)} but the entry says {entry['shape']}")
+        return arr.astype(np.float32)
+
+    def load(self, exam_id: str, verify: bool = False) -> list[tuple[dict, np.ndarray]]:
+        """Every image of the exam, in the entry order (frontal, lateral / nc, ce); [] for an unknown exam."""
+        record = self._exams.get(exam_id)
+        if record is None:
+            return []
+        return [(entry, self.array(entry, verify)) for entry in record["images"]]

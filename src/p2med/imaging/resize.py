@@ -1,0 +1,93 @@
+"""Resize slices exactly as scikit-image does, as two banded matrix products.
+
+``skimage.transform.resize(img, (h, w), order=1, anti_aliasing=True)`` (the stock way) is a Gaussian
+anti-aliasing filter (sigma = (in/out - 1) / 2 per downsampled axis, mirror edges) followed by bilinear
+``scipy.ndimage.zoom`` with ``grid_mode=True``: both are linear and separable, so the whole resize is
+``out = R @ img @ C.T`` with R [h, H] and C [w, W]. We build R and C once per geometry by running those same
+scipy operations on an identity matrix (so they equal scikit-image to float rounding, ~1e-7), and apply them
+per band of output rows/columns (each output pixel reads only ~4 input pixels), which is ~10x cheaper than the
+filter + zoom and exact. Letterboxing (optional) keeps the aspect ratio in mm and pads with 0.
+It does not know windows or files. Example: ``Resizer(512, 512, 336, 336)(slices)`` [S, 512, 512] -> [S, 336, 336].
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from scipy import ndimage
+
+_BAND = 16  # output rows/columns per matrix block: small blocks skip the zeros, large ones feed BLAS better
+
+
+@functools.lru_cache(maxsize=64)
+def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """The 1-D operator [n_out, n_in] of scikit-image's order-1 anti-aliased resize along one axis (float64)."""
+    eye = np.eye(n_in)
+    sigma = max(0.0, (n_in / n_out - 1.0) / 2.0)
+    filtered = ndimage.gaussian_filter1d(eye, sigma, axis=0, mode="mirror") if sigma > 1e-15 else eye
+    if n_in == n_out:
+        return filtered
+    return ndimage.zoom(filtered, (n_out / n_in, 1.0), order=1, mode="mirror", grid_mode=True)
+
+
+def _bands(m: np.ndarray) -> list[tuple[int, int, int, int, np.ndarray]]:
+    """Split M [n_out, n_in] into (j0, j1, c0, c1, M[j0:j1, c0:c1]) blocks that hold all its non-zeros."""
+    out = []
+    nz = m != 0
+    for j0 in range(0, m.shape[0], _BAND):
+        j1 = min(j0 + _BAND, m.shape[0])
+        cols = np.flatnonzero(nz[j0:j1].any(axis=0))
+        c0, c1 = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, 1)
+        out.append((j0, j1, c0, c1, np.ascontiguousarray(m[j0:j1, c0:c1], dtype=np.float32)))
+    return out
+
+
+class Resizer:
+    """Resize [S, H, W] float32 slices to [S, out_h, out_w]; letterbox_to pads into a square canvas."""
+
+    def __init__(self, h: int, w: int, out_h: int, out_w: int, canvas: int | None = None) -> None:
+        self.h, self.w, self.out_h, self.out_w = h, w, out_h, out_w
+        self.canvas = canvas
+        self.rows = _bands(resize_matrix(h, out_h))                     # applied as R @ x
+        self.cols = [(j0, j1, c0, c1, np.ascontiguousarray(m.T))
+                     for j0, j1, c0, c1, m in _bands(resize_matrix(w, out_w))]   # applied as x @ C.T
+
+    @classmethod
+    def for_image(cls, h: int, w: int, size: int, letterbox: bool = False,
+                  spacing: tuple[float, float] | None = None) -> "Resizer":
+        """Both axes to ``size`` (the paper), or letterboxed: the longer side in mm fills ``size``."""
+        if not letterbox:
+            return cls(h, w, size, size)
+        dy, dx = spacing if spacing and all(s and s > 0 for s in spacing) else (1.0, 1.0)
+        side = max(h * dy, w * dx)
+        out_h = max(1, min(size, round(size * h * dy / side)))
+        out_w = max(1, min(size, round(size * w * dx / side)))
+        return cls(h, w, out_h, out_w, canvas=size)
+
+    @property
+    def offset(self) -> tuple[int, int]:
+        """(row, col) where the resized image starts on the canvas (0, 0 without letterboxing)."""
+        if self.canvas is None:
+            return 0, 0
+        return (self.canvas - self.out_h) // 2, (self.canvas - self.out_w) // 2
+
+    @property
+    def out_shape(self) -> tuple[int, int]:
+        return (self.canvas, self.canvas) if self.canvas else (self.out_h, self.out_w)
+
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """x float32 [S, H, W] -> float32 [S, *out_shape] (written into ``out`` when given)."""
+        s = x.shape[0]
+        x2 = x.reshape(s * self.h, self.w)                               # [S*H, W]
+        y = np.empty((s * self.h, self.out_w), np.float32)               # [S*H, w]
+        for j0, j1, c0, c1, mt in self.cols:
+            np.matmul(x2[:, c0:c1], mt, out=y[:, j0:j1])
+        y = y.reshape(s, self.h, self.out_w)                             # [S, H, w]
+        if out is None:
+            out = np.zeros((s, *self.out_shape), np.float32) if self.canvas else \
+                np.empty((s, self.out_h, self.out_w), np.float32)
+        r0, q0 = self.offset
+        for j0, j1, c0, c1, m in self.rows:
+            np.matmul(m, y[:, c0:c1], out=out[:, r0 + j0:r0 + j1, q0:q0 + self.out_w])   # [S, rows, w]
+        return out
