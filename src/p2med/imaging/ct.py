@@ -23,9 +23,9 @@ from .keywords import find_word
 from .other_formats import read_nifti
 from .pixels import decode_with_pydicom, read_frame_into, stored_dtype
 from .resize import Resizer
-from .window import ct_window
+from .window import clip_stored, ct_window, window_split
 
-_CHUNK = 4  # slices per read -> window -> resize step (keeps the intermediates in cache)
+_CHUNK = 2  # slices per read -> clip -> resize step (keeps the intermediates in cache)
 
 
 def subsample(n: int, max_slices: int) -> list[int]:
@@ -57,34 +57,49 @@ def _reorient(vol: np.ndarray, transform: tuple[bool, bool, bool]) -> np.ndarray
     return np.ascontiguousarray(vol) if any(transform) else vol
 
 
-def dicom_volume(c: Candidate, cfg: IngestConfig) -> tuple[np.ndarray, list[int]]:
-    """Windowed, resized float32 [S, H, W] of a DICOM candidate and the stack indices it holds."""
+def dicom_volume(c: Candidate, cfg: IngestConfig, dtype=np.float32) -> tuple[np.ndarray, list[int]]:
+    """Windowed, resized [S, H, W] (``dtype``) of a DICOM candidate and the stack indices it holds.
+
+    Per chunk of slices: stored values, clipped to the window in stored units -> float32 -> resize -> the
+    window's affine map on the smaller output (``window.window_split``), written into the output array.
+    """
     stack = c.stack
     keep = subsample(len(stack.slices), cfg.max_slices)
     first = stack.slices[0].header
     rows, cols = first.rows, first.cols
     resizer = Resizer.for_image(rows, cols, cfg.image_size, cfg.letterbox, _spacing(first))
-    out = np.zeros((len(keep), *resizer.out_shape), np.float32)        # [S, H, W]; zeros = letterbox padding
+    out = (np.zeros if resizer.canvas else np.empty)((len(keep), *resizer.out_shape), dtype)   # [S, H, W]
+    image = resizer.region(out)
     lo, hi = cfg.ct_window
     decoded: dict[str, np.ndarray] = {}
+    fast = first.fast_pixels and all(s.header.fast_pixels and stored_dtype(s.header) == stored_dtype(first)
+                                     for s in stack.slices)
+    raw = np.empty((_CHUNK, rows, cols), stored_dtype(first)) if fast else None      # [c, rows, cols] stored
+    x = np.empty((_CHUNK, rows, cols), np.float32)                                    # [c, rows, cols] clipped
+    y = np.empty((_CHUNK, resizer.out_h, resizer.out_w), np.float32)                  # [c, h, w] resized
     for i0 in range(0, len(keep), _CHUNK):
         part = [stack.slices[k] for k in keep[i0:i0 + _CHUNK]]
-        fast = first.fast_pixels and all(s.header.fast_pixels and stored_dtype(s.header) == stored_dtype(first)
-                                         for s in part)
+        n = len(part)
+        params = [window_split(_f(s.header.rescale_slope, 1.0), _f(s.header.rescale_intercept, 0.0), lo, hi)
+                  for s in part]
         if fast:
-            raw = np.empty((len(part), rows, cols), stored_dtype(first))   # [c, rows, cols] stored values
             for j, s in enumerate(part):
                 read_frame_into(s.header, s.frame, raw[j])
+            src = raw[:n]
         else:
-            raw = np.stack([_decoded(s.header, decoded)[s.frame] for s in part])
-        params = {(_f(s.header.rescale_slope, 1.0), _f(s.header.rescale_intercept, 0.0)) for s in part}
-        if len(params) == 1:
-            slope, intercept = params.pop()
-            win = ct_window(raw, slope, intercept, lo, hi)              # [c, rows, cols] 0..1
+            src = [_decoded(s.header, decoded)[s.frame] for s in part]
+        if len(set(params)) == 1 and fast:
+            clip_stored(src, params[0][0], params[0][1], out=x[:n])
         else:
-            win = np.stack([ct_window(raw[j], _f(s.header.rescale_slope, 1.0), _f(s.header.rescale_intercept, 0.0),
-                                      lo, hi) for j, s in enumerate(part)])
-        resizer(win, out=out[i0:i0 + len(part)])
+            for j in range(n):
+                clip_stored(np.array(src[j]), params[j][0], params[j][1], out=x[j])
+        resizer(x[:n], out=y[:n])
+        a = np.array([p[2] for p in params], np.float32)[:, None, None]
+        b = np.array([p[3] for p in params], np.float32)[:, None, None]
+        np.multiply(y[:n], a, out=y[:n])
+        np.add(y[:n], b, out=y[:n])
+        np.clip(y[:n], np.float32(0.0), np.float32(1.0), out=y[:n])
+        image[i0:i0 + n] = y[:n]
     return _reorient(out, display_transform(first.orientation)), keep
 
 
@@ -123,7 +138,7 @@ def nifti_candidates(idx: ExamIndex, cfg: IngestConfig, volumes: dict[str, tuple
     return out
 
 
-def nifti_volume(vol: np.ndarray, spacing: tuple[float, float, float], cfg: IngestConfig
+def nifti_volume(vol: np.ndarray, spacing: tuple[float, float, float], cfg: IngestConfig, dtype=np.float32
                  ) -> tuple[np.ndarray, list[int]]:
     """Windowed, resized float32 [S, H, W] of a NIfTI volume (HU, or percentile-windowed raw values)."""
     keep = subsample(vol.shape[0], cfg.max_slices)
@@ -135,14 +150,16 @@ def nifti_volume(vol: np.ndarray, spacing: tuple[float, float, float], cfg: Inge
         lo, hi = (float(v) for v in np.percentile(sel[:, ::4, ::4], cfg.xray_percentiles))
         hi = hi if hi > lo else lo + 1.0
     win = ct_window(sel, 1.0, 0.0, lo, hi)
-    out = np.zeros((len(keep), *resizer.out_shape), np.float32)
+    out = np.zeros((len(keep), *resizer.out_shape), dtype)
     for i0 in range(0, len(keep), _CHUNK):
-        resizer(np.ascontiguousarray(win[i0:i0 + _CHUNK]), out=out[i0:i0 + _CHUNK])
+        y = resizer(np.ascontiguousarray(win[i0:i0 + _CHUNK]))
+        resizer.region(out)[i0:i0 + _CHUNK] = np.clip(y, 0.0, 1.0, out=y)
     return out, keep
 
 
-def process_ct(idx: ExamIndex, cfg: IngestConfig) -> tuple[list[tuple[dict, np.ndarray]], list[str]]:
-    """Choose, read and window the exam's CT series; sets every candidate file's outcome in ``idx``."""
+def process_ct(idx: ExamIndex, cfg: IngestConfig, dtype=np.float32
+               ) -> tuple[list[tuple[dict, np.ndarray]], list[str]]:
+    """Choose, read and window the exam's CT series (arrays of ``dtype``); sets every candidate file's outcome."""
     volumes: dict[str, tuple] = {}
     candidates = dicom_candidates(idx, cfg) + nifti_candidates(idx, cfg, volumes)
     names_by_path = {str(p): n for n, p in idx.paths.items()}
@@ -156,8 +173,8 @@ def process_ct(idx: ExamIndex, cfg: IngestConfig) -> tuple[list[tuple[dict, np.n
                 continue
             c = ch.candidate
             try:
-                built[ch.role] = (ch, *(dicom_volume(c, cfg) if c.stack is not None else
-                                        nifti_volume(*volumes[c.names[0]][:2], cfg)))
+                built[ch.role] = (ch, *(dicom_volume(c, cfg, dtype) if c.stack is not None else
+                                        nifti_volume(*volumes[c.names[0]][:2], cfg, dtype)))
             except BadFile as exc:
                 failed = (c, exc)
                 break
@@ -221,7 +238,7 @@ def _entry(ch: Choice, vol: np.ndarray, keep: list[int], cfg: IngestConfig, name
     if cfg.letterbox:
         scale = max(size_in[0] * (dy or 1.0), size_in[1] * (dx or 1.0)) / out_h
         spacing[1:] = [_r(scale) if dy else None, _r(scale) if dx else None]
-    entry = {"role": ch.role, "shape": list(vol.shape), "dtype": "float32", "true_slices": len(keep),
+    entry = {"role": ch.role, "shape": list(vol.shape), "dtype": vol.dtype.name, "true_slices": len(keep),
              "spacing_mm": spacing, "source_uids": uids, "series_uid": series_uid, "chosen_by": ch.chosen_by,
              "why": ch.why, "warnings": warnings, "modality": "CT", "series_number": c.number,
              "thickness_mm": _r(c.thickness), "kernel_class": c.kernel_class, "contrast": c.contrast,

@@ -78,7 +78,9 @@ class DicomHeader:
     """What ingestion reads from one file's header (None / empty when the tag is absent or unreadable)."""
 
     path: str
+    reader: str = "walker"               # walker (fast path) | pydicom (fallback)
     transfer_syntax: str | None = None
+    media_sop_class: str | None = None   # MediaStorageSOPClassUID of the file meta (what the file says it is)
     charset: tuple[str, ...] = ()
     sop_class: str | None = None
     sop_uid: str | None = None
@@ -125,6 +127,12 @@ class DicomHeader:
     frame_positions: list[tuple[float, ...]] = field(default_factory=list)  # enhanced multi-frame (pydicom)
 
     @property
+    def is_image_class(self) -> bool:
+        """Whether the SOP class (or the file meta's) is an image storage class."""
+        names = (pydicom.uid.UID(u).name for u in (self.sop_class, self.media_sop_class) if u)
+        return any("Image Storage" in name for name in names)
+
+    @property
     def n_frames(self) -> int:
         return self.frames if self.frames and self.frames > 0 else 1
 
@@ -165,45 +173,72 @@ def read_header(path: str | os.PathLike) -> DicomHeader | None:
 
 
 def _looks_like_dicom(buf: bytes) -> str | None:
-    """"part10" (preamble + DICM), "raw" (a bare little-endian dataset starting at group 0002/0008) or None."""
+    """"part10" (preamble + DICM), "raw" (a bare dataset starting at group 0002 or 0008, either byte order)
+    or None."""
     if len(buf) >= 132 and buf[128:132] == b"DICM":
         return "part10"
     if len(buf) >= 8 and buf[0:2] in (b"\x02\x00", b"\x08\x00") and buf[3:4] == b"\x00":
+        return "raw"
+    if len(buf) >= 8 and buf[0:2] in (b"\x00\x02", b"\x00\x08") and buf[2:3] == b"\x00":
         return "raw"
     return None
 
 
 # ----------------------------------------------------------------------------------------------- fast walker
+_IMPL = struct.Struct("<HHI").unpack_from     # group, element, 32-bit length
+_EXPL = struct.Struct("<HH2sH").unpack_from   # group, element, VR, 16-bit length
+_U32 = struct.Struct("<I").unpack_from
+_U16 = struct.Struct("<H").unpack_from
+
+
 def _scan(buf: bytes, size: int, path: str) -> DicomHeader:
-    values: dict[str, object] = {}
     pos = 132
-    ts = None
+    ts = media = None
+    n = len(buf)
     while True:                                           # file meta group: always explicit VR little endian
-        if pos + 8 > len(buf):
+        if pos + 12 > n and n < size:
             raise _NeedMore
-        group = struct.unpack_from("<H", buf, pos)[0]
-        if group != 0x0002:
+        if pos + 8 > n:
+            raise BadFile("truncated", "the file ends inside its meta header")
+        if _U16(buf, pos)[0] != 0x0002:
             break
         tag, length, hdr = _explicit_element(buf, pos)
-        if pos + hdr + length > len(buf):
-            raise _NeedMore
+        if pos + hdr + length > n:
+            if n < size:
+                raise _NeedMore
+            raise BadFile("truncated", "the file ends inside its meta header")
         if tag == 0x00020010:
             ts = buf[pos + hdr:pos + hdr + length].decode("ascii", "replace").strip(" \0")
+        elif tag == 0x00020002:
+            media = buf[pos + hdr:pos + hdr + length].decode("ascii", "replace").strip(" \0") or None
         pos += hdr + length
     if ts is None or ts in (EXPLICIT_BE, DEFLATED):
         raise _Fallback
     implicit = ts == IMPLICIT_LE
-    header = DicomHeader(path=path, transfer_syntax=ts)
+    header = DicomHeader(path=path, transfer_syntax=ts, media_sop_class=media)
     raw: dict[str, bytes] = {}
-    while pos < size:
-        if pos + 8 > len(buf):
-            raise _NeedMore
+    while pos < size:                                     # the dataset, inlined for speed (~100 elements/file)
+        if pos + 12 > n:
+            if pos + 8 > size:
+                raise BadFile("truncated", "the file ends inside a header element")
+            if n < size:
+                raise _NeedMore
         if implicit:
-            tag = (struct.unpack_from("<H", buf, pos)[0] << 16) | struct.unpack_from("<H", buf, pos + 2)[0]
-            length = struct.unpack_from("<I", buf, pos + 4)[0]
+            group, elem, length = _IMPL(buf, pos)
             hdr = 8
         else:
-            tag, length, hdr = _explicit_element(buf, pos)
+            group, elem, vr, length = _EXPL(buf, pos)
+            if group == 0xFFFE:
+                length, hdr = _U32(buf, pos + 4)[0], 8
+            elif vr in _LONG_VRS:
+                if pos + 12 > n:
+                    raise _NeedMore if n < size else _Fallback
+                length, hdr = _U32(buf, pos + 8)[0], 12
+            elif vr in _ALL_VRS:
+                hdr = 8
+            else:
+                raise _Fallback                          # not a VR: pydicom decides what the file is
+        tag = (group << 16) | elem
         if tag == _PIXEL_DATA:
             header.has_pixels = True
             header.pixel_offset = pos + hdr
@@ -213,19 +248,26 @@ def _scan(buf: bytes, size: int, path: str) -> DicomHeader:
                                            f"{size - pos - hdr} bytes after its start")
             break
         if length == _UNDEFINED:
-            if not implicit and buf[pos + 4:pos + 6] == b"UN":
+            if not implicit and vr == b"UN":
                 raise _Fallback                          # undefined-length UN holds implicit VR: let pydicom
-            if tag in _WANTED and _WANTED[tag][1] == "flag":
-                raw[_WANTED[tag][0]] = b"1"
+            want = _WANTED.get(tag)
+            if want is not None and want[1] == "flag":
+                raw[want[0]] = b"1"
             pos = _skip_undefined(buf, pos + hdr, implicit)
+            n = len(buf)
             continue
-        if pos + hdr + length > size:
-            raise _Fallback                              # truncated header: pydicom names the problem
-        if tag in _WANTED:
-            if pos + hdr + length > len(buf):
+        end = pos + hdr + length
+        if end > size:
+            raise BadFile("truncated", f"header element ({group:04X},{elem:04X}) claims {length} bytes; the file "
+                                       f"ends {size - pos - hdr} bytes after its start")
+        want = _WANTED.get(tag)
+        if want is not None:
+            if end > n:
                 raise _NeedMore
-            raw[_WANTED[tag][0]] = bytes(buf[pos + hdr:pos + hdr + length])
-        pos += hdr + length
+            raw[want[0]] = buf[pos + hdr:end]
+        pos = end
+    if "has_per_frame" in raw:
+        raise _Fallback                                  # enhanced multi-frame: per-frame positions via pydicom
     _fill(header, raw)
     return header
 
@@ -234,18 +276,17 @@ def _explicit_element(buf: bytes, pos: int) -> tuple[int, int, int]:
     """(tag, value length, header length) of the explicit-VR element at ``pos``."""
     if pos + 8 > len(buf):
         raise _NeedMore
-    group, elem = struct.unpack_from("<HH", buf, pos)
+    group, elem, vr, length = _EXPL(buf, pos)
     tag = (group << 16) | elem
     if group == 0xFFFE:
-        return tag, struct.unpack_from("<I", buf, pos + 4)[0], 8
-    vr = bytes(buf[pos + 4:pos + 6])
+        return tag, _U32(buf, pos + 4)[0], 8
     if vr in _LONG_VRS:
         if pos + 12 > len(buf):
             raise _NeedMore
-        return tag, struct.unpack_from("<I", buf, pos + 8)[0], 12
+        return tag, _U32(buf, pos + 8)[0], 12
     if vr not in _ALL_VRS:
         raise _Fallback
-    return tag, struct.unpack_from("<H", buf, pos + 6)[0], 8
+    return tag, length, 8
 
 
 def _skip_undefined(buf: bytes, pos: int, implicit: bool) -> int:
@@ -361,7 +402,10 @@ def header_from_dataset(ds: pydicom.Dataset, path: str) -> DicomHeader:
     ts = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else None
     if ts is None:
         ts = IMPLICIT_LE if ds.is_implicit_VR else (EXPLICIT_LE if ds.is_little_endian else EXPLICIT_BE)
-    header = DicomHeader(path=path, transfer_syntax=ts)
+    media = None
+    if meta is not None and "MediaStorageSOPClassUID" in meta:
+        media = str(meta.MediaStorageSOPClassUID or "").strip() or None
+    header = DicomHeader(path=path, reader="pydicom", transfer_syntax=ts, media_sop_class=media)
     for tag, (name, kind) in _WANTED.items():
         elem = ds.get(tag)
         if elem is None:

@@ -125,6 +125,8 @@ def _other(idx: ExamIndex, name: str, path: Path) -> None:
 def _header_problem(h: DicomHeader) -> tuple[str, str, str] | None:
     """(status, code, text) when a readable DICOM file cannot be an image for the model."""
     if not h.has_pixels:
+        if h.rows or h.cols or h.bits_allocated or h.is_image_class:
+            return "quarantined", "no_pixels", "the header describes an image but has no pixel data (damaged?)"
         kind = f"SOP class {h.sop_class}" if h.sop_class else "no SOP class"
         return "excluded", "no_pixels", f"a DICOM object without an image ({kind})"
     if not h.rows or not h.cols or h.rows < 2 or h.cols < 2:

@@ -4,7 +4,7 @@
 is a CT series or a NIfTI volume, else radiograph), keeps the views / series the rules choose and returns them
 as float32 arrays with their ImageEntry metadata and every file's ledger outcome (the server calls it on an
 uploaded study). ``ingest_export`` runs it over every exam row of an export in worker processes (one exam per
-task, BLAS single-threaded in each), writes the content-addressed cache, ``exams.jsonl``, ``ledger.jsonl`` and
+task, forked, BLAS single-threaded in each), writes the content-addressed cache, ``exams.jsonl``, ``ledger.jsonl`` and
 ``manifest.json`` (docs/ingest-cache.md), and resumes: each finished exam is journalled, so a rerun skips it.
 Example: ``ingest_export("runs/h", "runs/cache", IngestConfig(), workers=2)`` -> ``{"exams_with_images": 18, ...}``.
 """
@@ -61,18 +61,19 @@ def guess_modality(idx: ExamIndex) -> str | None:
 
 
 def ingest_files(paths: list[Path], cfg: IngestConfig | None = None, modality: str | None = None,
-                 names: list[str] | None = None) -> ExamImages:
-    """Process the files of ONE exam (no export needed). ``names`` label the files (default: the paths)."""
+                 names: list[str] | None = None, dtype=np.float32) -> ExamImages:
+    """Process the files of ONE exam (no export needed). ``names`` label the files (default: the paths);
+    ``modality`` "XR" | "CT" (default: guessed); arrays are float32 unless ``dtype`` says otherwise."""
     cfg = cfg or IngestConfig()
     idx = index_files([Path(p) for p in paths], names)
     modality = modality or guess_modality(idx)
     images: list[tuple[dict, np.ndarray]] = []
     warnings: list[str] = []
     if modality == "CT":
-        images, warnings = process_ct(idx, cfg)
+        images, warnings = process_ct(idx, cfg, dtype)
         idx.finish("other_modality", "not a CT image, and this is a CT exam")
     elif modality == "XR":
-        images, warnings = process_xr(idx, cfg)
+        images, warnings = process_xr(idx, cfg, dtype)
         idx.finish("other_modality", "not a radiograph, and this is an X-ray exam")
     else:
         idx.finish("no_images", "the exam has no usable image")
@@ -86,11 +87,11 @@ def _exam_task(task: tuple) -> tuple[str, dict | None, list[dict]]:
     """Worker: ingest one exam, store its arrays, return (exam_id, exam record or None, ledger rows)."""
     exam_id, modality, root, rels, cfg, out_dir = task
     try:
-        result = ingest_files([Path(root) / r for r in rels], cfg, modality, rels)
+        result = ingest_files([Path(root) / r for r in rels], cfg, modality, rels, dtype=np.float16)
         entries = []
         for entry, arr in result.images:
             rel, sha = write_array(out_dir, arr)
-            entries.append({**entry, "array": rel, "sha256": sha, "dtype": "float16"})
+            entries.append({**entry, "array": rel, "sha256": sha})
         record = {"exam_id": exam_id, "modality": modality, "images": entries, "warnings": result.warnings} \
             if entries else None
         rows = [_row(name, o, exam_id) for name, o in result.files.items()]
@@ -154,18 +155,19 @@ def _load_previous(out: Path, cfg_dict: dict) -> dict[str, tuple[dict | None, li
     return done
 
 
-def _pool(workers: int):
-    """A spawn pool whose workers run BLAS single-threaded (the parallelism is over exams)."""
-    saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    os.environ.update({k: "1" for k in saved})
+def _single_threaded_blas() -> None:
+    """Pool initializer: one BLAS thread per worker (the parallelism is over exams, not inside a matmul)."""
     try:
-        return mp.get_context("spawn").Pool(workers)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1)
+
+
+def _pool(workers: int):
+    """Worker processes, forked where possible (no re-import per worker), BLAS single-threaded in each."""
+    ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
+    return ctx.Pool(workers, initializer=_single_threaded_blas)
 
 
 def ingest_export(export_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: IngestConfig | None = None,
@@ -181,7 +183,7 @@ def ingest_export(export_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     if table is None:
         raise P2MedError(f"{root} has no exams table (exams.jsonl / .csv / .parquet): nothing to ingest")
     out.mkdir(parents=True, exist_ok=True)
-    cfg_dict = to_dict(cfg)
+    cfg_dict = json.loads(json.dumps(to_dict(cfg)))          # as it reads back from JSON (tuples -> lists)
     done = _load_previous(out, cfg_dict)
     all_files = list_files(root, exclude=())
     ledger_rows: list[dict] = []

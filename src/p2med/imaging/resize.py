@@ -44,7 +44,7 @@ def _bands(m: np.ndarray) -> list[tuple[int, int, int, int, np.ndarray]]:
 
 
 class Resizer:
-    """Resize [S, H, W] float32 slices to [S, out_h, out_w]; letterbox_to pads into a square canvas."""
+    """Resize [S, H, W] float32 slices to [S, out_h, out_w]; with a ``canvas`` they are centred on a square."""
 
     def __init__(self, h: int, w: int, out_h: int, out_w: int, canvas: int | None = None) -> None:
         self.h, self.w, self.out_h, self.out_w = h, w, out_h, out_w
@@ -74,10 +74,16 @@ class Resizer:
 
     @property
     def out_shape(self) -> tuple[int, int]:
+        """Shape of a finished slice: the canvas when letterboxing, else (out_h, out_w)."""
         return (self.canvas, self.canvas) if self.canvas else (self.out_h, self.out_w)
 
+    def region(self, out: np.ndarray) -> np.ndarray:
+        """The view of ``out`` [S, *out_shape] that holds the image (all of it without letterboxing)."""
+        r0, q0 = self.offset
+        return out[:, r0:r0 + self.out_h, q0:q0 + self.out_w]
+
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """x float32 [S, H, W] -> float32 [S, *out_shape] (written into ``out`` when given)."""
+        """x float32 [S, H, W] -> float32 [S, out_h, out_w] (into ``out`` when given; no canvas padding)."""
         s = x.shape[0]
         x2 = x.reshape(s * self.h, self.w)                               # [S*H, W]
         y = np.empty((s * self.h, self.out_w), np.float32)               # [S*H, w]
@@ -85,9 +91,16 @@ class Resizer:
             np.matmul(x2[:, c0:c1], mt, out=y[:, j0:j1])
         y = y.reshape(s, self.h, self.out_w)                             # [S, H, w]
         if out is None:
-            out = np.zeros((s, *self.out_shape), np.float32) if self.canvas else \
-                np.empty((s, self.out_h, self.out_w), np.float32)
-        r0, q0 = self.offset
+            out = np.empty((s, self.out_h, self.out_w), np.float32)
         for j0, j1, c0, c1, m in self.rows:
-            np.matmul(m, y[:, c0:c1], out=out[:, r0 + j0:r0 + j1, q0:q0 + self.out_w])   # [S, rows, w]
+            np.matmul(m, y[:, c0:c1], out=out[:, j0:j1])                 # [S, rows, w]
+        return out
+
+    def image(self, x: np.ndarray) -> np.ndarray:
+        """x float32 [S, H, W] -> [S, *out_shape] with the letterbox padding (zeros) when there is a canvas."""
+        y = self(x)
+        if self.canvas is None:
+            return y
+        out = np.zeros((x.shape[0], *self.out_shape), np.float32)
+        self.region(out)[...] = y
         return out

@@ -1,7 +1,8 @@
 """Stored pixel values -> 0..1 display values: HU + the CT window, header VOI windows, percentile windows.
 
 CT (SPEC section 2): HU = stored * RescaleSlope + RescaleIntercept, then ``(HU - lo) / (hi - lo)`` clipped to 0..1
-with lo, hi = level -/+ width / 2 (paper: -1100, 100). Radiographs: the header's VOI LUT sequence or window
+with lo, hi = level -/+ width / 2 (paper: -1100, 100); ``window_split`` gives the same as a clip of the stored
+values and an affine map, which the fast CT path runs around the resize. Radiographs: the header's VOI LUT sequence or window
 (DICOM PS3.3 C.11.2.1.2: LINEAR, LINEAR_EXACT, SIGMOID) when present, else a robust percentile window;
 MONOCHROME1 is inverted afterwards so that 1 is always white. Everything is float32 and works in place on
 chunks of slices. It does not know files or geometry.
@@ -30,15 +31,47 @@ def fix_stored(raw: np.ndarray, bits_stored: int | None, signed: bool) -> np.nda
 
 def ct_window(stored: np.ndarray, slope: float, intercept: float, lo: float, hi: float,
               out: np.ndarray | None = None) -> np.ndarray:
-    """``clip((stored * slope + intercept - lo) / (hi - lo), 0, 1)`` as float32 [..., H, W] (one pass per op)."""
+    """``clip((stored * slope + intercept - lo) / (hi - lo), 0, 1)`` as float32 [..., H, W] (the reference form)."""
     width = hi - lo
-    a = np.float32(slope / width)
-    b = np.float32((intercept - lo) / width)
-    out = np.multiply(stored, a, out=out, dtype=np.float32)
-    out += b
-    np.minimum(out, np.float32(1.0), out=out)
-    np.maximum(out, np.float32(0.0), out=out)
-    return out
+    out = np.multiply(stored, np.float32(slope / width), out=out, dtype=np.float32)
+    out += np.float32((intercept - lo) / width)
+    return np.clip(out, np.float32(0.0), np.float32(1.0), out=out)
+
+
+def window_split(slope: float, intercept: float, lo: float, hi: float) -> tuple[float, float, float, float]:
+    """(s_lo, s_hi, a, b) with ``window(x) == a * clip(x, s_lo, s_hi) + b`` for stored values x.
+
+    The clip moves to the stored values and the scaling after the resize: a resize whose weights sum to 1
+    commutes with ``a * x + b``, so the cheap affine runs on the smaller output and the clip on 16-bit integers.
+    """
+    a = slope / (hi - lo)
+    b = (intercept - lo) / (hi - lo)
+    s_lo, s_hi = (lo - intercept) / slope, (hi - intercept) / slope
+    return (min(s_lo, s_hi), max(s_lo, s_hi), a, b)
+
+
+def clip_stored(raw: np.ndarray, s_lo: float, s_hi: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``clip(raw, s_lo, s_hi)`` as float32. On integer input with whole bounds inside the dtype's range the clip
+    runs in place on the integers (half the bytes) before one conversion pass; ``raw`` may be modified."""
+    if raw.dtype.kind in "iu" and float(s_lo).is_integer() and float(s_hi).is_integer():
+        info = np.iinfo(raw.dtype)
+        lo_i, hi_i = int(s_lo), int(s_hi)
+        if hi_i >= info.min and lo_i <= info.max:
+            if lo_i > info.min and hi_i < info.max:
+                np.clip(raw, lo_i, hi_i, out=raw)
+            elif hi_i < info.max:
+                np.minimum(raw, hi_i, out=raw)
+            elif lo_i > info.min:
+                np.maximum(raw, lo_i, out=raw)
+            if out is None:
+                return raw.astype(np.float32)
+            np.copyto(out, raw, casting="unsafe")
+            return out
+    if out is None:
+        out = raw.astype(np.float32)
+    else:
+        np.copyto(out, raw, casting="unsafe")
+    return np.clip(out, np.float32(s_lo), np.float32(s_hi), out=out)
 
 
 def hu(stored: np.ndarray, slope: float | None, intercept: float | None) -> np.ndarray:

@@ -49,22 +49,22 @@ def display_dicom(h: DicomHeader, cfg: IngestConfig) -> tuple[np.ndarray, dict, 
         from pydicom.pixels import apply_modality_lut, apply_voi_lut
         ds = pydicom.dcmread(h.path, force=True, stop_before_pixels=True)
     if h.has_modality_lut_seq:
-        x = np.asarray(apply_modality_lut(raw, ds), np.float32)
+        x = np.asarray(apply_modality_lut(raw, ds))
+    elif h.rescale_slope not in (None, 1.0) or h.rescale_intercept not in (None, 0.0):
+        x = raw.astype(np.float32) * np.float32(h.rescale_slope or 1.0) + np.float32(h.rescale_intercept or 0.0)
     else:
-        x = raw.astype(np.float32)
-        if h.rescale_slope not in (None, 1.0) or h.rescale_intercept not in (None, 0.0):
-            x = x * np.float32(h.rescale_slope or 1.0) + np.float32(h.rescale_intercept or 0.0)
+        x = raw
     if h.has_voi_lut_seq:
-        lut = ds.VOILUTSequence[0]
-        bits = int(lut.LUTDescriptor[2]) or 16
-        y = np.clip(np.asarray(apply_voi_lut(x, ds, prefer_lut=True), np.float32) / np.float32(2**bits - 1), 0, 1)
+        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2]) or 16
+        ints = np.rint(x).astype(np.int64) if x.dtype.kind == "f" else x      # a LUT is indexed by integers
+        y = np.clip(np.asarray(apply_voi_lut(ints, ds, prefer_lut=True), np.float32) / np.float32(2**bits - 1), 0, 1)
         window = {"kind": "voi_lut_sequence"}
     elif h.window_center and h.window_width and h.window_width[0] > 0:
         c, w = h.window_center[0], h.window_width[0]
-        y = voi_window(x, c, w, h.voi_function)
+        y = voi_window(x.astype(np.float32), c, w, h.voi_function)
         window = {"kind": "header", "center": c, "width": w, "function": (h.voi_function or "LINEAR").upper()}
     else:
-        y, lo, hi = percentile_window(x, *cfg.xray_percentiles)
+        y, lo, hi = percentile_window(x.astype(np.float32), *cfg.xray_percentiles)
         window = {"kind": "percentile", "percentiles": list(cfg.xray_percentiles), "low": lo, "high": hi}
     if (h.photometric or "").upper() == "MONOCHROME1":
         invert(y)
@@ -122,8 +122,9 @@ def _order(r: Radiograph) -> tuple:
             h.instance_number if h and h.instance_number is not None else 1 << 30, r.name)
 
 
-def process_xr(idx: ExamIndex, cfg: IngestConfig) -> tuple[list[tuple[dict, np.ndarray]], list[str]]:
-    """Keep the frontal (and lateral) view of the exam; sets every candidate file's outcome in ``idx``."""
+def process_xr(idx: ExamIndex, cfg: IngestConfig, dtype=np.float32
+               ) -> tuple[list[tuple[dict, np.ndarray]], list[str]]:
+    """Keep the frontal (and lateral) view of the exam (arrays of ``dtype``); sets every candidate's outcome."""
     rads = _candidates(idx, cfg)
     warnings: list[str] = []
     frontals = sorted((r for r in rads if r.call.view == "frontal"), key=_order)
@@ -153,14 +154,14 @@ def process_xr(idx: ExamIndex, cfg: IngestConfig) -> tuple[list[tuple[dict, np.n
     images = []
     for role, r in kept:
         idx.use(r.name)
-        images.append(_entry(role, r, cfg))
+        images.append(_entry(role, r, cfg, dtype))
     return images, warnings
 
 
-def _entry(role: str, r: Radiograph, cfg: IngestConfig) -> tuple[dict, np.ndarray]:
+def _entry(role: str, r: Radiograph, cfg: IngestConfig, dtype) -> tuple[dict, np.ndarray]:
     h_in, w_in = r.image.shape
     resizer = Resizer.for_image(h_in, w_in, cfg.image_size, cfg.letterbox, r.spacing)
-    arr = resizer(r.image[None])                                        # [1, H, W]
+    arr = np.clip(resizer.image(r.image[None]), 0.0, 1.0).astype(dtype, copy=False)   # [1, H, W]
     out_h, out_w = arr.shape[1:]
     if r.spacing:
         dy, dx = r.spacing
@@ -173,7 +174,7 @@ def _entry(role: str, r: Radiograph, cfg: IngestConfig) -> tuple[dict, np.ndarra
         spacing = [None, None, None]
     h = r.header
     why = f"{role.capitalize()} view by {r.call.rule}: {r.call.evidence}; " + _window_text(r.window) + "."
-    entry = {"role": role, "shape": list(arr.shape), "dtype": "float32", "true_slices": 1, "spacing_mm": spacing,
+    entry = {"role": role, "shape": list(arr.shape), "dtype": arr.dtype.name, "true_slices": 1, "spacing_mm": spacing,
              "source_uids": [h.sop_uid] if h is not None and h.sop_uid else [],
              "series_uid": h.series_uid if h is not None else None, "chosen_by": r.call.rule, "why": why,
              "warnings": list(r.notes), "modality": "XR", "window": r.window, "source_files": [r.name],
