@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pydicom.data
-import pytest
 
 from imaging_factory import chest_like, ct_series, radiograph
 from p2med.common.atomic import write_jsonl

@@ -99,49 +99,51 @@ def test_kept_series_and_views_are_the_planted_ones(hospital_cache):
     assert seen_none >= 1                                         # the image-content rule was exercised
 
 
+def _images(hospital_cache, modality: str):
+    """(truth row, ImageEntry, array) of every image of the hospital's exams of ``modality``."""
+    _, truth, out = hospital_cache
+    cache = ImageCache(out)
+    for eid, t in _truth(truth).items():
+        if t["modality"] == modality:
+            for entry, arr in cache.load(eid):
+                yield t, entry, arr
+
+
 def _overlaps(a, b) -> bool:
     return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
 
 
 def test_planted_ct_lesions_land_at_the_planted_slices_and_side(hospital_cache):
-    _, truth, out = hospital_cache
-    cache = ImageCache(out)
     checked = 0
-    for eid, t in _truth(truth).items():
-        if t["modality"] != "CT":
-            continue
-        for entry, arr in cache.load(eid):
-            lesions = t["lesions"].get("nc_lung" if entry["role"] == "nc" else "ce_lung", [])
-            n = entry["source_slices"]
-            z = np.array(entry["slice_z_mm"])
-            for i, les in enumerate(lesions):
-                if les["slices"] is None:
-                    continue
-                s0, s1 = les["slices"]                             # z-ascending indices in the truth
-                ks = np.flatnonzero((z >= les["z_mm"][0] - 0.01) & (z <= les["z_mm"][1] + 0.01))
-                assert ks.tolist() == list(range(n - 1 - s1, n - s0)), eid
-                _, _, r0, r1, c0, c1 = les["box"]
-                f = 336 / 256
-                box = (int(r0 * f), int(np.ceil(r1 * f)), int(c0 * f), int(np.ceil(c1 * f)))
-                mirror = (box[0], box[1], 336 - box[3], 336 - box[2])
-                others = [o["box"] for j, o in enumerate(lesions) if j != i and o["box"]]
-                if any(_overlaps(mirror, tuple(int(v * f) for v in o[2:])) for o in others):
-                    continue
-                inside = arr[ks, box[0]:box[1], box[2]:box[3]].mean()
-                across = arr[ks, mirror[0]:mirror[1], mirror[2]:mirror[3]].mean()
-                assert inside > across + 0.03, (eid, entry["role"], i)
-                checked += 1
+    for t, entry, arr in _images(hospital_cache, "CT"):
+        lesions = t["lesions"].get("nc_lung" if entry["role"] == "nc" else "ce_lung", [])
+        n = entry["source_slices"]
+        z = np.array(entry["slice_z_mm"])
+        for i, les in enumerate(lesions):
+            if les["slices"] is None:
+                continue
+            s0, s1 = les["slices"]                                 # z-ascending indices in the truth
+            ks = np.flatnonzero((z >= les["z_mm"][0] - 0.01) & (z <= les["z_mm"][1] + 0.01))
+            assert ks.tolist() == list(range(n - 1 - s1, n - s0)), t["exam_id"]
+            _, _, r0, r1, c0, c1 = les["box"]
+            f = 336 / 256
+            box = (int(r0 * f), int(np.ceil(r1 * f)), int(c0 * f), int(np.ceil(c1 * f)))
+            mirror = (box[0], box[1], 336 - box[3], 336 - box[2])
+            others = [o["box"] for j, o in enumerate(lesions) if j != i and o["box"]]
+            if any(_overlaps(mirror, tuple(int(v * f) for v in o[2:])) for o in others):
+                continue
+            inside = arr[ks, box[0]:box[1], box[2]:box[3]].mean()
+            across = arr[ks, mirror[0]:mirror[1], mirror[2]:mirror[3]].mean()
+            assert inside > across + 0.03, (t["exam_id"], entry["role"], i)
+            checked += 1
     assert checked >= 5
 
 
 def test_planted_xray_lesions_are_denser_than_the_other_lung(hospital_cache):
-    _, truth, out = hospital_cache
-    cache = ImageCache(out)
     checked = 0
-    for eid, t in _truth(truth).items():
-        if t["modality"] != "XR":
+    for t, entry, arr in _images(hospital_cache, "XR"):
+        if entry["role"] != "frontal":
             continue
-        (entry, arr), *_ = cache.load(eid)
         view = next(v for v in t["views"] if entry["source_files"][0].endswith(v["file"]))
         h, w = entry["source_shape"]
         for f, (r0, r1, c0, c1) in zip(t["findings"], view["lesion_boxes"]):
@@ -150,7 +152,7 @@ def test_planted_xray_lesions_are_denser_than_the_other_lung(hospital_cache):
             rows = slice(int(r0 * 336 / h), int(r1 * 336 / h))
             inside = arr[0, rows, int(c0 * 336 / w):int(c1 * 336 / w)].mean()
             across = arr[0, rows, int((2 * mid - c1) * 336 / w):int((2 * mid - c0) * 336 / w)].mean()
-            assert inside > across, (eid, f)
+            assert inside > across, (t["exam_id"], f)
             assert ((c0 + c1) / 2 < mid) == (f["side"] == "right")     # patient's right on the image left
             checked += 1
     assert checked >= 3

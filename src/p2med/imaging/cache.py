@@ -13,16 +13,15 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..common.atomic import atomic_open
 from ..common.errors import P2MedError
 
 EXAMS = "exams.jsonl"
@@ -52,19 +51,9 @@ def write_array(cache_dir: str | os.PathLike, arr: np.ndarray) -> tuple[str, str
     path = Path(cache_dir) / rel
     if path.is_file() and path.stat().st_size == len(head) + a16.nbytes:
         return rel, sha
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{sha[:12]}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(head)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as fh:
+        fh.write(head)
+        fh.write(data)
     return rel, sha
 
 

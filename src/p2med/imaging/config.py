@@ -44,7 +44,8 @@ class IngestConfig:
     soft_words: list[str] = field(default_factory=lambda: [
         "mediastinum", "mediastinal", "soft", "stnd", "standard", "纵隔", "软组织"])
     contrast_words: list[str] = field(default_factory=lambda: [
-        "C+", "+C", "CE", "contrast", "enhanced", "arterial", "venous", "portal", "增强", "动脉期", "静脉期", "延迟期"])
+        "C+", "+C", "CE", "contrast", "enhanced", "arterial", "venous", "portal",
+        "增强", "动脉期", "静脉期", "延迟期"])
     noncontrast_words: list[str] = field(default_factory=lambda: ["C-", "NC", "non-contrast", "plain", "平扫"])
     localizer_words: list[str] = field(default_factory=lambda: [
         "localizer", "scout", "topogram", "surview", "scanogram", "定位"])

@@ -121,11 +121,10 @@ def nifti_candidates(idx: ExamIndex, cfg: IngestConfig, volumes: dict[str, tuple
     """3-D NIfTI files as candidates (axial by construction after reorientation); loads them into ``volumes``."""
     out = []
     for name in idx.pending(idx.niftis):
-        try:
-            vol, spacing, z = read_nifti(idx.paths[name])
-        except BadFile as exc:
-            idx.quarantine(name, exc.code, exc.text)
+        loaded = idx.read(name, read_nifti)
+        if loaded is None:
             continue
+        vol, spacing, z = loaded
         if vol.shape[0] < cfg.min_slices:
             idx.exclude(name, "too_few_slices", f"NIfTI volume has {vol.shape[0]} slice(s), fewer than min_slices "
                                                 f"{cfg.min_slices}")

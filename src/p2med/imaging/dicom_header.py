@@ -431,9 +431,9 @@ def header_from_dataset(ds: pydicom.Dataset, path: str) -> DicomHeader:
     if header.has_per_frame:
         header.frame_positions = _frame_positions(ds)
         if header.orientation is None:
-            header.orientation = _shared_orientation(ds)
+            header.orientation = _shared(ds, "PlaneOrientationSequence", "ImageOrientationPatient")
         if header.pixel_spacing is None:
-            header.pixel_spacing = _shared_spacing(ds)
+            header.pixel_spacing = _shared(ds, "PixelMeasuresSequence", "PixelSpacing")
     return header
 
 
@@ -473,21 +473,11 @@ def _frame_positions(ds: pydicom.Dataset) -> list[tuple[float, ...]]:
     return out
 
 
-def _shared_orientation(ds: pydicom.Dataset) -> tuple[float, ...] | None:
+def _shared(ds: pydicom.Dataset, group: str, attr: str) -> tuple[float, ...] | None:
+    """A value of a functional group (shared first, else the first frame's), e.g. PixelMeasures PixelSpacing."""
     for seq_name in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
         try:
-            iop = ds[seq_name][0].PlaneOrientationSequence[0].ImageOrientationPatient
-            return tuple(float(v) for v in iop)
-        except (KeyError, AttributeError, IndexError, TypeError, ValueError):
-            continue
-    return None
-
-
-def _shared_spacing(ds: pydicom.Dataset) -> tuple[float, ...] | None:
-    for seq_name in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
-        try:
-            ps = ds[seq_name][0].PixelMeasuresSequence[0].PixelSpacing
-            return tuple(float(v) for v in ps)
+            return tuple(float(v) for v in getattr(ds[seq_name][0][group][0], attr))
         except (KeyError, AttributeError, IndexError, TypeError, ValueError):
             continue
     return None

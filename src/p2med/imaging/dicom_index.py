@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from .dicom_header import BadFile, DicomHeader, read_header
 from .other_formats import sniff
 
+T = TypeVar("T")
 XR_MODALITIES = {"CR", "DX", "DR", "RG", "XR", "OT", "SC", "PX"}
 CT_MODALITIES = {"CT"}
 
@@ -51,6 +53,14 @@ class ExamIndex:
         if name in self.outcomes:
             raise RuntimeError(f"file {name} was given two outcomes ({self.outcomes[name].status}, {outcome.status})")
         self.outcomes[name] = outcome
+
+    def read(self, name: str, reader: Callable[[Path], T]) -> T | None:
+        """``reader(path)`` of the file, or None after quarantining it with the ``BadFile`` reason."""
+        try:
+            return reader(self.paths[name])
+        except BadFile as exc:
+            self.quarantine(name, exc.code, exc.text)
+            return None
 
     def pending(self, names) -> list[str]:
         return [n for n in names if n not in self.outcomes]

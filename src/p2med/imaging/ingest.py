@@ -206,9 +206,8 @@ def ingest_export(export_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
                                 f"bad_modality: modality {modality!r} is neither XR nor CT", "exam_id": eid})
             continue
         if not rels:
-            ledger_rows.append({"source": f"exam:{eid}", "status": "excluded", "reason":
-                                "no_images: the exam row lists no image file" + (f" ({problems[0]})" if problems else ""),
-                                "exam_id": eid})
+            why = "no_images: the exam row lists no image file" + (f" ({problems[0]})" if problems else "")
+            ledger_rows.append({"source": f"exam:{eid}", "status": "excluded", "reason": why, "exam_id": eid})
             continue
         if eid not in done:
             tasks.append((eid, modality, str(root), rels, cfg, str(out)))

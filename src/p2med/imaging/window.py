@@ -2,8 +2,9 @@
 
 CT (SPEC section 2): HU = stored * RescaleSlope + RescaleIntercept, then ``(HU - lo) / (hi - lo)`` clipped to 0..1
 with lo, hi = level -/+ width / 2 (paper: -1100, 100); ``window_split`` gives the same as a clip of the stored
-values and an affine map, which the fast CT path runs around the resize. Radiographs: the header's VOI LUT sequence or window
-(DICOM PS3.3 C.11.2.1.2: LINEAR, LINEAR_EXACT, SIGMOID) when present, else a robust percentile window;
+values and an affine map, which the fast CT path runs around the resize. Radiographs: the header's VOI LUT
+sequence or window (DICOM PS3.3 C.11.2.1.2: LINEAR, LINEAR_EXACT, SIGMOID) when present, else a robust percentile
+window;
 MONOCHROME1 is inverted afterwards so that 1 is always white. Everything is float32 and works in place on
 chunks of slices. It does not know files or geometry.
 Example: ``ct_window(stored, slope=1.0, intercept=-1024.0, lo=-1100.0, hi=100.0)`` -> float32 in 0..1.

@@ -16,7 +16,7 @@ import numpy as np
 import pydicom
 
 from .config import IngestConfig
-from .dicom_header import BadFile, DicomHeader
+from .dicom_header import DicomHeader
 from .dicom_index import XR_MODALITIES, ExamIndex
 from .other_formats import read_nifti, read_raster
 from .pixels import read_frames
@@ -78,20 +78,18 @@ def _candidates(idx: ExamIndex, cfg: IngestConfig) -> list[Radiograph]:
         h = idx.dicom[name]
         if (h.modality or "").upper() not in XR_MODALITIES and h.modality:
             continue
-        try:
-            img, window, notes = display_dicom(h, cfg)
-        except BadFile as exc:
-            idx.quarantine(name, exc.code, exc.text)
+        shown = idx.read(name, lambda _, h=h: display_dicom(h, cfg))
+        if shown is None:
             continue
+        img, window, notes = shown
         spacing = h.pixel_spacing or h.imager_pixel_spacing
         out.append(Radiograph(name, h, img, window, tuple(spacing[:2]) if spacing and len(spacing) >= 2 else None,
                               view_from_header(h, cfg), notes))
     for name in idx.pending(idx.rasters):
-        try:
-            arr, bits = read_raster(idx.paths[name])
-        except BadFile as exc:
-            idx.quarantine(name, exc.code, exc.text)
+        loaded = idx.read(name, read_raster)
+        if loaded is None:
             continue
+        arr, bits = loaded
         if bits == 8:
             img, window = arr * np.float32(1 / 255), {"kind": "png_8bit", "scale": "1/255"}
         else:
@@ -99,13 +97,10 @@ def _candidates(idx: ExamIndex, cfg: IngestConfig) -> list[Radiograph]:
             window = {"kind": "percentile", "percentiles": list(cfg.xray_percentiles), "low": lo, "high": hi}
         out.append(Radiograph(name, None, img, window, None, view_from_header(None, cfg), []))
     for name in idx.pending(idx.niftis):
-        try:
-            vol, spacing, _ = read_nifti(idx.paths[name])
-        except BadFile as exc:
-            idx.quarantine(name, exc.code, exc.text)
+        loaded = idx.read(name, read_nifti)
+        if loaded is None or loaded[0].shape[0] != 1:
             continue
-        if vol.shape[0] != 1:
-            continue
+        vol, spacing, _ = loaded
         img, lo, hi = percentile_window(vol[0], *cfg.xray_percentiles)
         window = {"kind": "percentile", "percentiles": list(cfg.xray_percentiles), "low": lo, "high": hi}
         out.append(Radiograph(name, None, img, window, spacing[1:], view_from_header(None, cfg), []))
