@@ -1,12 +1,14 @@
 """``p2med demo``: the pipeline end to end on the embedded synthetic hospital.
 
-Today: synthesize a small hospital, validate it, print what is in it and where the files are. Each later
-stage of the pipeline (ingest, de-identify, build, train, evaluate) joins this command as it lands.
+Today: synthesize a small hospital, validate it, ingest its X-ray and CT exams into a cache of model-ready
+arrays (``p2med ingest``), and print what is in each and where the files are. Each later stage of the
+pipeline (de-identify, build, train, evaluate) joins this command as it lands.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synth" / "demo.yaml"
@@ -21,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .config import load_config
     from .export.validate import format_report, validate
+    from .imaging.cli import format_summary as format_ingest
+    from .imaging.config import IngestConfig
+    from .imaging.ingest import ingest_export
     from .synth.cli import format_summary
     from .synth.config import SynthConfig
     from .synth.hospital import synthesize
@@ -29,10 +34,17 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(SynthConfig, cfg_path, list(args.overrides))
     hospital = args.out / "hospital"
     truth = args.out / "hospital.truth"
-    print(f"[1/2] synthesize a {cfg.patients}-patient hospital (seed {cfg.seed}) -> {hospital}")
+    print(f"[1/3] synthesize a {cfg.patients}-patient hospital (seed {cfg.seed}) -> {hospital}")
     counts = synthesize(cfg, hospital, truth, overwrite=True)
     print(format_summary(counts, hospital, truth))
-    print(f"[2/2] validate {hospital}")
+    print(f"[2/3] validate {hospital}")
     report = validate(hospital)
     print(format_report(report, max_lines=20))
-    return 0 if report.ok else 1
+    if not report.ok:
+        return 1
+    cache = args.out / "cache"
+    print(f"[3/3] ingest the imaging exams -> {cache}")
+    if cache.exists():
+        shutil.rmtree(cache)
+    print(format_ingest(ingest_export(hospital, cache, IngestConfig(), workers=2), cache))
+    return 0

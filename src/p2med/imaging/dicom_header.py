@@ -7,7 +7,7 @@ expect (no preamble, big endian, deflate, an undefined-length UN, a bad VR, leng
 ``pydicom.dcmread``, which stays the reference: ``read_header`` returns the same ``DicomHeader`` either way
 (tests check field by field). A file that neither reads raises ``BadFile(code, text)``; a file that is not DICOM
 at all returns None. It does not decode pixels (``pixels.py``) nor judge series (``ct_series.py``).
-Example: ``h = read_header(Path("S2/I0001.dcm"))`` -> ``h.series_uid, h.position, h.pixel_offset``.
+Example: ``h = read_header("S2/I0001.dcm")`` -> ``h.series_uid, h.position, h.pixel_offset``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pydicom
 from pydicom.charset import convert_encodings, decode_bytes
@@ -149,7 +148,7 @@ class DicomHeader:
 
 def read_header(path: str | os.PathLike) -> DicomHeader | None:
     """The header of ``path``; None when the file is not DICOM; ``BadFile`` when it is DICOM but unusable."""
-    path = Path(path)
+    path = os.fspath(path)
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -160,7 +159,7 @@ def read_header(path: str | os.PathLike) -> DicomHeader | None:
             if looks == "part10":
                 while True:
                     try:
-                        return _scan(buf, size, str(path))
+                        return _scan(buf, size, path)
                     except _NeedMore:
                         if len(buf) >= size:
                             break
@@ -382,11 +381,11 @@ def _int(text: str) -> int | None:
 
 
 # ----------------------------------------------------------------------------------------------- pydicom path
-def _read_with_pydicom(path: Path, size: int) -> DicomHeader:
+def _read_with_pydicom(path: str, size: int) -> DicomHeader:
     """The reference reader for everything the walker declines; raises BadFile with the reason."""
     try:
         ds = pydicom.dcmread(path, force=True, defer_size=1024)
-        header = header_from_dataset(ds, str(path))
+        header = header_from_dataset(ds, path)
     except InvalidDicomError as exc:
         raise BadFile("not_dicom", f"pydicom cannot read it as DICOM ({exc})") from exc
     except EOFError as exc:

@@ -5,14 +5,14 @@ files are quarantined here with their reason; DICOM objects without pixels (repo
 presentation states) and second copies of one SOPInstanceUID are excluded. Later steps (``ct_series``, ``xray``)
 mark the rest used or excluded; every file ends with exactly one outcome. It knows nothing about exports:
 files are named by the caller (relative paths in an export, upload names on the server).
-Example: ``idx = index_files([Path("a/1.dcm")], ["a/1.dcm"])`` -> ``idx.dicom["a/1.dcm"].series_uid``.
+Example: ``idx = index_files(["/data/a/1.dcm"], ["a/1.dcm"])`` -> ``idx.dicom["a/1.dcm"].series_uid``.
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, TypeVar
 
 from .dicom_header import BadFile, DicomHeader, read_header
@@ -34,7 +34,7 @@ class Outcome:
 class ExamIndex:
     """The files of one exam by kind, and the ledger outcome of each (set exactly once)."""
 
-    paths: dict[str, Path] = field(default_factory=dict)            # name -> path on disk, in input order
+    paths: dict[str, str] = field(default_factory=dict)             # name -> path on disk
     dicom: dict[str, DicomHeader] = field(default_factory=dict)      # DICOM files with pixels
     rasters: list[str] = field(default_factory=list)                 # PNG / JPEG
     niftis: list[str] = field(default_factory=list)
@@ -54,7 +54,7 @@ class ExamIndex:
             raise RuntimeError(f"file {name} was given two outcomes ({self.outcomes[name].status}, {outcome.status})")
         self.outcomes[name] = outcome
 
-    def read(self, name: str, reader: Callable[[Path], T]) -> T | None:
+    def read(self, name: str, reader: Callable[[str], T]) -> T | None:
         """``reader(path)`` of the file, or None after quarantining it with the ``BadFile`` reason."""
         try:
             return reader(self.paths[name])
@@ -80,9 +80,10 @@ class ExamIndex:
             self.exclude(name, code, text)
 
 
-def index_files(paths: list[Path], names: list[str] | None = None) -> ExamIndex:
+def index_files(paths: list[str | os.PathLike], names: list[str] | None = None) -> ExamIndex:
     """Sniff and read the headers of ``paths`` (named ``names``, default the paths as given)."""
-    names = [str(p) for p in paths] if names is None else list(names)
+    paths = [os.fspath(p) for p in paths]
+    names = list(paths) if names is None else list(names)
     if len(names) != len(paths):
         raise ValueError("names and paths must have the same length")
     idx = ExamIndex()
@@ -90,14 +91,14 @@ def index_files(paths: list[Path], names: list[str] | None = None) -> ExamIndex:
     for name, path in sorted(zip(names, paths), key=lambda np_: np_[0]):
         if name in idx.paths:
             continue
-        idx.paths[name] = Path(path)
+        idx.paths[name] = path
         try:
             header = read_header(path)
         except BadFile as exc:
             idx.quarantine(name, exc.code, exc.text)
             continue
         if header is None:
-            _other(idx, name, Path(path))
+            _other(idx, name, path)
             continue
         problem = _header_problem(header)
         if problem:
@@ -114,7 +115,7 @@ def index_files(paths: list[Path], names: list[str] | None = None) -> ExamIndex:
     return idx
 
 
-def _other(idx: ExamIndex, name: str, path: Path) -> None:
+def _other(idx: ExamIndex, name: str, path: str) -> None:
     try:
         with open(path, "rb") as fh:
             head = fh.read(352)

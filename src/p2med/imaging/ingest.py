@@ -65,7 +65,7 @@ def ingest_files(paths: list[Path], cfg: IngestConfig | None = None, modality: s
     """Process the files of ONE exam (no export needed). ``names`` label the files (default: the paths);
     ``modality`` "XR" | "CT" (default: guessed); arrays are float32 unless ``dtype`` says otherwise."""
     cfg = cfg or IngestConfig()
-    idx = index_files([Path(p) for p in paths], names)
+    idx = index_files(list(paths), names)
     modality = modality or guess_modality(idx)
     images: list[tuple[dict, np.ndarray]] = []
     warnings: list[str] = []
@@ -87,7 +87,7 @@ def _exam_task(task: tuple) -> tuple[str, dict | None, list[dict]]:
     """Worker: ingest one exam, store its arrays, return (exam_id, exam record or None, ledger rows)."""
     exam_id, modality, root, rels, cfg, out_dir = task
     try:
-        result = ingest_files([Path(root) / r for r in rels], cfg, modality, rels, dtype=np.float16)
+        result = ingest_files([os.path.join(root, r) for r in rels], cfg, modality, rels, dtype=np.float16)
         entries = []
         for entry, arr in result.images:
             rel, sha = write_array(out_dir, arr)

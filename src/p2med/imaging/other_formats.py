@@ -18,13 +18,13 @@ from ..common.optional import require
 from .dicom_header import BadFile
 
 
-def sniff(path: Path, head: bytes) -> str | None:
+def sniff(path: str | Path, head: bytes) -> str | None:
     """"png", "jpeg", "nifti" or None from the first bytes (and the .nii / .nii.gz name for NIfTI)."""
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
-    name = path.name.lower()
+    name = Path(path).name.lower()
     if name.endswith(".nii") and len(head) >= 348 and head[344:348] in (b"n+1\0", b"ni1\0"):
         return "nifti"
     if name.endswith(".nii") and len(head) >= 8 and head[4:8] in (b"n+2\0", b"ni2\0"):
@@ -40,7 +40,7 @@ def sniff(path: Path, head: bytes) -> str | None:
     return None
 
 
-def read_raster(path: Path) -> tuple[np.ndarray, int]:
+def read_raster(path: str | Path) -> tuple[np.ndarray, int]:
     """A PNG/JPEG as float32 [H, W] and its bit depth (8 or 16)."""
     image_mod = require("PIL.Image", "dicom")
     try:
@@ -59,7 +59,7 @@ def read_raster(path: Path) -> tuple[np.ndarray, int]:
     return arr, bits
 
 
-def read_nifti(path: Path) -> tuple[np.ndarray, tuple[float, float, float], list[float]]:
+def read_nifti(path: str | Path) -> tuple[np.ndarray, tuple[float, float, float], list[float]]:
     """A NIfTI volume as float32 [Z, Y, X] in display order, its (dz, dy, dx) mm and each slice's z (mm)."""
     nib = require("nibabel", "dicom")
     try:
