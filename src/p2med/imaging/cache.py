@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common.atomic import atomic_open
+from ..common.atomic import atomic_open, sha256_file
 from ..common.errors import P2MedError
 
 EXAMS = "exams.jsonl"
@@ -39,8 +39,13 @@ def npy_bytes_header(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_array(cache_dir: str | os.PathLike, arr: np.ndarray) -> tuple[str, str]:
-    """Store ``arr`` [S, H, W] as float16 .npy under its sha256; returns (relative path, sha256)."""
+def write_array(cache_dir: str | os.PathLike, arr: np.ndarray, durable: bool = True) -> tuple[str, str]:
+    """Store ``arr`` [S, H, W] as float16 .npy under its sha256; returns (relative path, sha256).
+
+    ``durable=False`` skips the fsync (the ingest driver fsyncs an exam's arrays in its main process before it
+    journals the exam, so the workers never wait for the disk). An existing file of that name is kept only if
+    its content really has that hash (a crash may have left a renamed file that never reached the disk).
+    """
     a16 = np.ascontiguousarray(arr, dtype=np.float16)
     head = npy_bytes_header(a16)
     data = memoryview(a16).cast("B")
@@ -49,12 +54,22 @@ def write_array(cache_dir: str | os.PathLike, arr: np.ndarray) -> tuple[str, str
     sha = h.hexdigest()
     rel = f"{ARRAYS}/{sha[:2]}/{sha}.npy"
     path = Path(cache_dir) / rel
-    if path.is_file() and path.stat().st_size == len(head) + a16.nbytes:
+    if path.is_file() and path.stat().st_size == len(head) + a16.nbytes and sha256_file(path) == sha:
         return rel, sha
-    with atomic_open(path, "wb") as fh:
+    with atomic_open(path, "wb", fsync=durable) as fh:
         fh.write(head)
         fh.write(data)
     return rel, sha
+
+
+def sync(paths: list[Path]) -> None:
+    """fsync files written with ``durable=False``."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def read_exams(path: str | os.PathLike) -> dict[str, dict]:

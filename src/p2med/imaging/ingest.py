@@ -4,7 +4,7 @@
 is a CT series or a NIfTI volume, else radiograph), keeps the views / series the rules choose and returns them
 as float32 arrays with their ImageEntry metadata and every file's ledger outcome (the server calls it on an
 uploaded study). ``ingest_export`` runs it over every exam row of an export in worker processes (one exam per
-task, forked, BLAS single-threaded in each), writes the content-addressed cache, ``exams.jsonl``, ``ledger.jsonl`` and
+task, ``parallel.run_tasks``), writes the content-addressed cache, ``exams.jsonl``, ``ledger.jsonl`` and
 ``manifest.json`` (docs/ingest-cache.md), and resumes: each finished exam is journalled, so a rerun skips it.
 Example: ``ingest_export("runs/h", "runs/cache", IngestConfig(), workers=2)`` -> ``{"exams_with_images": 18, ...}``.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import multiprocessing as mp
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -28,10 +27,11 @@ from ..common.errors import P2MedError
 from ..common.ledger import LEDGER, MANIFEST, Ledger, list_files, read_manifest, write_manifest
 from ..config import to_dict
 from ..export.tables import BadRow, Export
-from .cache import EXAMS, read_exams, write_array
+from .cache import EXAMS, read_exams, sync, write_array
 from .config import IngestConfig
 from .ct import process_ct
 from .dicom_index import CT_MODALITIES, XR_MODALITIES, ExamIndex, Outcome, index_files
+from .parallel import run_tasks
 from .xray import process_xr
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def _exam_task(task: tuple) -> tuple[str, dict | None, list[dict]]:
         result = ingest_files([os.path.join(root, r) for r in rels], cfg, modality, rels, dtype=np.float16)
         entries = []
         for entry, arr in result.images:
-            rel, sha = write_array(out_dir, arr)
+            rel, sha = write_array(out_dir, arr, durable=False)           # the main process fsyncs them
             entries.append({**entry, "array": rel, "sha256": sha})
         record = {"exam_id": exam_id, "modality": modality, "images": entries, "warnings": result.warnings} \
             if entries else None
@@ -101,6 +101,14 @@ def _exam_task(task: tuple) -> tuple[str, dict | None, list[dict]]:
         rows = [_row(r, Outcome("quarantined", "internal_error", f"ingest failed on this exam: "
                                                                    f"{type(exc).__name__}"), exam_id) for r in rels]
     return exam_id, record, rows
+
+
+def _crashed(task: tuple) -> tuple[str, None, list[dict]]:
+    """What an exam whose worker process died (twice) leaves: its files quarantined."""
+    exam_id, rels = task[0], task[3]
+    log.error("a worker process died on an exam twice (a decoder crash?); its files are quarantined")
+    why = Outcome("quarantined", "internal_error", "the worker process died on this exam (a decoder crash?)")
+    return exam_id, None, [_row(r, why, exam_id) for r in rels]
 
 
 def _row(source: str, o: Outcome, exam_id: str) -> dict:
@@ -155,21 +163,6 @@ def _load_previous(out: Path, cfg_dict: dict) -> dict[str, tuple[dict | None, li
     return done
 
 
-def _single_threaded_blas() -> None:
-    """Pool initializer: one BLAS thread per worker (the parallelism is over exams, not inside a matmul)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    threadpool_limits(1)
-
-
-def _pool(workers: int):
-    """Worker processes, forked where possible (no re-import per worker), BLAS single-threaded in each."""
-    ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
-    return ctx.Pool(workers, initializer=_single_threaded_blas)
-
-
 def ingest_export(export_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: IngestConfig | None = None,
                   workers: int = 2, progress: bool = True) -> dict:
     """Ingest every exam of ``export_dir`` into the cache ``out_dir``; returns the manifest's counts."""
@@ -215,22 +208,14 @@ def ingest_export(export_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     journal = open(out / JOURNAL, "a", encoding="utf-8")
     bar = tqdm(total=len(tasks), desc="ingest exams", disable=not progress)
     try:
-        results = (map(_exam_task, tasks) if workers <= 1 or len(tasks) <= 1 else None)
-        pool = None if results is not None else _pool(min(workers, len(tasks)))
-        if pool is not None:
-            results = pool.imap_unordered(_exam_task, tasks, chunksize=1)
-        try:
-            for eid, record, rows in results:
-                journal.write(json.dumps({"exam_id": eid, "record": record, "rows": rows, "config": cfg_dict},
-                                         ensure_ascii=False, sort_keys=True) + "\n")
-                journal.flush()
-                os.fsync(journal.fileno())
-                done[eid] = (record, rows)
-                bar.update()
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+        for eid, record, rows in run_tasks(_exam_task, tasks, workers, on_crash=_crashed):
+            sync([out / e["array"] for e in (record or {}).get("images", [])])     # durable before journalled
+            journal.write(json.dumps({"exam_id": eid, "record": record, "rows": rows, "config": cfg_dict},
+                                     ensure_ascii=False, sort_keys=True) + "\n")
+            journal.flush()
+            os.fsync(journal.fileno())
+            done[eid] = (record, rows)
+            bar.update()
     finally:
         bar.close()
         journal.close()

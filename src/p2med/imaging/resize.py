@@ -56,7 +56,14 @@ class Resizer:
     @classmethod
     def for_image(cls, h: int, w: int, size: int, letterbox: bool = False,
                   spacing: tuple[float, float] | None = None) -> "Resizer":
-        """Both axes to ``size`` (the paper), or letterboxed: the longer side in mm fills ``size``."""
+        """Both axes to ``size`` (the paper), or letterboxed: the longer side in mm fills ``size``.
+
+        Resizers are immutable and cached per geometry (a series reuses one for all its slices and exams).
+        """
+        return _resizer(h, w, size, letterbox, tuple(spacing) if spacing else None)
+
+    @classmethod
+    def _build(cls, h: int, w: int, size: int, letterbox: bool, spacing: tuple[float, float] | None) -> "Resizer":
         if not letterbox:
             return cls(h, w, size, size)
         dy, dx = spacing if spacing and all(s and s > 0 for s in spacing) else (1.0, 1.0)
@@ -104,3 +111,8 @@ class Resizer:
         out = np.zeros((x.shape[0], *self.out_shape), np.float32)
         self.region(out)[...] = y
         return out
+
+
+@functools.lru_cache(maxsize=64)
+def _resizer(h: int, w: int, size: int, letterbox: bool, spacing: tuple[float, float] | None) -> Resizer:
+    return Resizer._build(h, w, size, letterbox, spacing)
