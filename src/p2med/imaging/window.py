@@ -23,10 +23,10 @@ def fix_stored(raw: np.ndarray, bits_stored: int | None, signed: bool) -> np.nda
     if signed:
         u = raw.view(np.dtype(f"<u{raw.dtype.itemsize}"))
         shift = bits - bits_stored
-        np.left_shift(u, shift, out=u)
-        np.right_shift(raw, shift, out=raw)              # arithmetic shift on the signed view
+        np.left_shift(u, u.dtype.type(shift), out=u)
+        np.right_shift(raw, raw.dtype.type(shift), out=raw)   # arithmetic shift on the signed view
     else:
-        np.bitwise_and(raw, (1 << bits_stored) - 1, out=raw)
+        np.bitwise_and(raw, raw.dtype.type((1 << bits_stored) - 1), out=raw)   # typed: numpy's fast loop
     return raw
 
 
@@ -58,12 +58,8 @@ def clip_stored(raw: np.ndarray, s_lo: float, s_hi: float, out: np.ndarray | Non
         info = np.iinfo(raw.dtype)
         lo_i, hi_i = int(s_lo), int(s_hi)
         if hi_i >= info.min and lo_i <= info.max:
-            if lo_i > info.min and hi_i < info.max:
-                np.clip(raw, lo_i, hi_i, out=raw)
-            elif hi_i < info.max:
-                np.minimum(raw, hi_i, out=raw)
-            elif lo_i > info.min:
-                np.maximum(raw, lo_i, out=raw)
+            kind = raw.dtype.type                       # typed bounds keep numpy on its fast integer clip
+            np.clip(raw, kind(max(lo_i, info.min)), kind(min(hi_i, info.max)), out=raw)
             if out is None:
                 return raw.astype(np.float32)
             np.copyto(out, raw, casting="unsafe")
