@@ -4,8 +4,10 @@ compressed and NIfTI input."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
+import pydicom.data
 import pytest
 from scipy import ndimage
 
@@ -184,6 +186,14 @@ def test_implicit_vr_signed_and_flipped_orientation_give_the_display_image(tmp_p
     (e2, a2), = ingest_files(flipped, CFG).images
     assert e2["reoriented"] == {"transpose": False, "flip_rows": True, "flip_cols": True}
     assert np.abs(a1 - a2).max() <= 1e-6
+
+
+def test_enhanced_multiframe_ct_uses_its_per_frame_positions():
+    path = Path(pydicom.data.get_testdata_file("eCT_Supplemental.dcm"))
+    (entry, arr), = ingest_files([path], IngestConfig(image_size=32, min_slices=2)).images
+    assert arr.shape == (2, 32, 32) and entry["slice_z_mm"] == [-149.0, -159.0]      # superior first
+    assert [u.rsplit("#", 1)[1] for u in entry["source_uids"]] == ["2", "1"]
+    assert entry["reoriented"]["flip_cols"]                       # stored with rows running to patient right
 
 
 def test_nifti_volume_matches_the_same_dicom_series(tmp_path):

@@ -86,10 +86,13 @@ def test_fast_pixel_path_equals_pixel_array(tmp_path):
     assert checked > 30
 
 
-def test_big_endian_and_deflated_decode_like_little_endian():
+def test_big_endian_deflated_and_compressed_files_decode():
     little = read_frames(read_header(pydicom.data.get_testdata_file("MR_small.dcm")))
     for name in ("MR_small_bigendian.dcm", "MR_small_expb.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm"):
         assert np.array_equal(read_frames(read_header(pydicom.data.get_testdata_file(name))), little), name
+    for name in ("JPEG-LL.dcm", "SC_rgb_jpeg_dcmtk.dcm", "JPEG2000.dcm", "SC_rgb_rle.dcm"):   # lossless, baseline
+        header = read_header(pydicom.data.get_testdata_file(name))
+        assert read_frames(header).shape == (header.n_frames, header.rows, header.cols), name
     deflated = read_header(pydicom.data.get_testdata_file("image_dfl.dcm"))
     assert deflated.reader == "pydicom" and read_frames(deflated).shape == (1, 512, 512)
 
