@@ -20,6 +20,7 @@ nothing. It does not read pixels. Example: ``choose_ct(idx, cfg)`` -> ``([Choice
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .config import IngestConfig
@@ -121,6 +122,10 @@ def dicom_candidates(idx: ExamIndex, cfg: IngestConfig) -> list[Candidate]:
         if any(x.samples not in (None, 1) for x in headers):
             _reject(idx, names, "excluded", "unsupported", f"{label} is not greyscale")
             continue
+        if any(not _usable_rescale(x) for x in headers):
+            _reject(idx, names, "quarantined", "bad_header", f"{label} has a zero or non-finite RescaleSlope / "
+                                                              "RescaleIntercept, so HU cannot be computed")
+            continue
         try:
             stack = sort_stack(slices_of(headers), cfg.gap_tolerance, cfg.axial_max_tilt_deg)
         except GeometryError as exc:
@@ -196,6 +201,12 @@ def choose(candidates: list[Candidate], cfg: IngestConfig) -> tuple[list[Choice]
     if not any(ch.role == "nc" for ch in choices) and choices:
         choices[0].warnings.append("no non-contrast series: only a contrast-enhanced one is kept")
     return choices, not_kept
+
+
+def _usable_rescale(h: DicomHeader) -> bool:
+    slope = 1.0 if h.rescale_slope is None else h.rescale_slope
+    intercept = 0.0 if h.rescale_intercept is None else h.rescale_intercept
+    return math.isfinite(slope) and math.isfinite(intercept) and slope != 0
 
 
 def _reject(idx: ExamIndex, names: list[str], status: str, code: str, text: str) -> None:

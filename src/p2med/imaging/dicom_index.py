@@ -19,6 +19,7 @@ from .dicom_header import BadFile, DicomHeader, read_header
 from .other_formats import sniff
 
 T = TypeVar("T")
+MAX_SIDE = 16384          # pixels; larger images are not chest radiographs or CT slices
 XR_MODALITIES = {"CR", "DX", "DR", "RG", "XR", "OT", "SC", "PX"}
 CT_MODALITIES = {"CT"}
 
@@ -142,6 +143,8 @@ def _header_problem(h: DicomHeader) -> tuple[str, str, str] | None:
         return "excluded", "no_pixels", f"a DICOM object without an image ({kind})"
     if not h.rows or not h.cols or h.rows < 2 or h.cols < 2:
         return "quarantined", "bad_header", f"Rows/Columns missing or too small ({h.rows}x{h.cols})"
+    if max(h.rows, h.cols) > MAX_SIDE:
+        return "excluded", "unsupported", f"{h.rows}x{h.cols} pixels: larger than {MAX_SIDE} on a side"
     if h.bits_allocated not in (1, 8, 16, 32, 64):
         return "quarantined", "bad_header", f"BitsAllocated {h.bits_allocated} is not a valid value"
     if h.bits_stored and h.bits_allocated and h.bits_stored > h.bits_allocated:

@@ -103,6 +103,8 @@ def sort_stack(slices: list[Slice], gap_tolerance: float = 0.5, max_tilt_deg: fl
     if n is None:
         raise GeometryError("no_geometry", "ImageOrientationPatient is degenerate")
     pos = np.array([s.position for s in slices], float)                  # [S, 3]
+    if not np.isfinite(pos).all():
+        raise GeometryError("no_geometry", "an ImagePositionPatient is not a finite number")
     proj = pos @ n                                                       # [S] mm along the normal
     sign = -1.0 if n[2] >= 0 else 1.0        # superior first: descending projection when the normal points up
     order = np.argsort(sign * proj, kind="stable")

@@ -22,13 +22,21 @@ _BAND = 16  # output rows/columns per matrix block: small blocks skip the zeros,
 
 @functools.lru_cache(maxsize=64)
 def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """The 1-D operator [n_out, n_in] of scikit-image's order-1 anti-aliased resize along one axis (float64)."""
-    eye = np.eye(n_in)
+    """The 1-D operator [n_out, n_in] of scikit-image's order-1 anti-aliased resize along one axis (float64).
+
+    Built by filtering and zooming identity columns, a block of columns at a time (the columns are independent),
+    so a 4,000-pixel radiograph needs a few MB, not an n_in x n_in identity.
+    """
     sigma = max(0.0, (n_in / n_out - 1.0) / 2.0)
-    filtered = ndimage.gaussian_filter1d(eye, sigma, axis=0, mode="mirror") if sigma > 1e-15 else eye
-    if n_in == n_out:
-        return filtered
-    return ndimage.zoom(filtered, (n_out / n_in, 1.0), order=1, mode="mirror", grid_mode=True)
+    out = np.empty((n_out, n_in))
+    for j0 in range(0, n_in, 256):
+        eye = np.zeros((n_in, min(256, n_in - j0)))
+        eye[np.arange(j0, j0 + eye.shape[1]), np.arange(eye.shape[1])] = 1.0
+        block = ndimage.gaussian_filter1d(eye, sigma, axis=0, mode="mirror") if sigma > 1e-15 else eye
+        if n_in != n_out:
+            block = ndimage.zoom(block, (n_out / n_in, 1.0), order=1, mode="mirror", grid_mode=True)
+        out[:, j0:j0 + eye.shape[1]] = block
+    return out
 
 
 def _bands(m: np.ndarray) -> list[tuple[int, int, int, int, np.ndarray]]:

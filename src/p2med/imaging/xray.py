@@ -10,13 +10,14 @@ Example: ``images, warnings = process_xr(idx, cfg)`` -> ``[(entry, float32 [1, 3
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pydicom
 
 from .config import IngestConfig
-from .dicom_header import DicomHeader
+from .dicom_header import BadFile, DicomHeader
 from .dicom_index import XR_MODALITIES, ExamIndex
 from .other_formats import read_nifti, read_raster
 from .pixels import read_frames
@@ -59,13 +60,16 @@ def display_dicom(h: DicomHeader, cfg: IngestConfig) -> tuple[np.ndarray, dict, 
         ints = np.rint(x).astype(np.int64) if x.dtype.kind == "f" else x      # a LUT is indexed by integers
         y = np.clip(np.asarray(apply_voi_lut(ints, ds, prefer_lut=True), np.float32) / np.float32(2**bits - 1), 0, 1)
         window = {"kind": "voi_lut_sequence"}
-    elif h.window_center and h.window_width and h.window_width[0] > 0:
+    elif h.window_center and h.window_width and math.isfinite(h.window_center[0]) and 0 < h.window_width[0] < math.inf:
         c, w = h.window_center[0], h.window_width[0]
         y = voi_window(x.astype(np.float32), c, w, h.voi_function)
         window = {"kind": "header", "center": c, "width": w, "function": (h.voi_function or "LINEAR").upper()}
     else:
         y, lo, hi = percentile_window(x.astype(np.float32), *cfg.xray_percentiles)
         window = {"kind": "percentile", "percentiles": list(cfg.xray_percentiles), "low": lo, "high": hi}
+    if not np.isfinite(y).all():
+        raise BadFile("bad_header", "the display values are not finite (RescaleSlope/Intercept or pixel data)",
+                      h.path)
     if (h.photometric or "").upper() == "MONOCHROME1":
         invert(y)
         window["inverted"] = True
