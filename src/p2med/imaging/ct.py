@@ -4,9 +4,9 @@ Per kept series (``ct_series.choose``): subsample evenly to at most ``max_slices
 the stored values a few slices at a time, clip them to the CT window in stored units, resize
 (``resize.Resizer``), map to 0..1 by the window's affine map (``window.window_split``: the same as HU then the
 window, exactly), and turn axis-aligned but flipped or transposed in-plane orientations into the radiological
-display (patient's right on the image left, anterior at the top). When NC and CE are both kept, the shorter is zero-padded at the
-inferior end to the longer and each entry's ``true_slices`` says how many slices are real. A series whose
-pixels fail to decode is dropped (its bad file quarantined) and the next-ranked one is tried.
+display (patient's right on the image left, anterior at the top). When NC and CE are both kept, the shorter is
+zero-padded at the inferior end to the longer and each entry's ``true_slices`` says how many slices are real.
+A series whose pixels fail to decode is dropped (its bad file quarantined) and the next-ranked one is tried.
 Example: ``images, warnings = process_ct(idx, cfg)`` -> ``[(entry, float32 [S, 336, 336]), ...]``.
 """
 
