@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from p2med.imaging.cache import to_float16
 from p2med.imaging.config import IngestConfig
 from p2med.imaging.ingest import ingest_files
 from p2med.imaging.resize import Resizer, resize_matrix
@@ -84,3 +85,14 @@ def test_letterbox_keeps_the_aspect_ratio_and_pads_with_zero():
     rows = np.flatnonzero(out[0].max(axis=1) > 0.5)
     assert out[0, :, 32].max() == pytest.approx(1.0) and len(rows) == 32
     assert out[0, 0].max() == 0 and out[0, -1].max() == 0
+
+
+def test_fast_float16_cast_is_bit_identical_to_numpy():
+    rng = np.random.default_rng(2)
+    bits = np.concatenate([rng.integers(0, 0x3F800001, 2_000_000), np.arange(0, 0x38800000, 4099),
+                           np.arange(0x387FF000, 0x38801000), np.arange(0x3F7FF000, 0x3F800001)]).astype(np.uint32)
+    y = bits.view(np.float32)                                 # all of [0, 1]: subnormal, normal, ties, 1.0
+    assert np.array_equal(to_float16(y).view(np.uint16), y.astype(np.float16).view(np.uint16))
+    strided = np.zeros((2, 8, 8), np.float16)
+    to_float16(np.full((2, 4, 4), 0.3, np.float32), out=strided[:, 2:6, 2:6])
+    assert strided[:, 2:6, 2:6].min() == np.float16(0.3) and strided[:, 0].max() == 0

@@ -32,6 +32,32 @@ class CacheError(P2MedError, ValueError):
     pass
 
 
+_SHIFT, _ONE, _BIAS = np.int32(13), np.int32(1), np.int32(0x0FFF - (0x1C000 << 13))
+_ZERO, _HALF_ONE, _NORMAL_MIN = np.int32(0), np.int32(0x3C00), np.uint32(0x38800000 - 1)
+
+
+def to_float16(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 values in [0, 1] -> float16, bit-identical to ``y.astype(np.float16)`` but ~3x faster.
+
+    NumPy's float16 cast is a scalar loop here; this is the classic round-to-nearest-even on the float32 bits
+    (add 0xFFF plus the lowest kept bit, drop 13 mantissa bits, rebias the exponent) in vectorised int32 ops,
+    with the rare values below float16's normal range (0 < y < 2**-14) rounded exactly on the side.
+    """
+    out = np.empty(y.shape, np.float16) if out is None else out
+    b = np.ascontiguousarray(y, np.float32).view(np.int32)
+    t = np.right_shift(b, _SHIFT)
+    np.bitwise_and(t, _ONE, out=t)
+    np.add(t, b, out=t)
+    np.add(t, _BIAS, out=t)
+    np.right_shift(t, _SHIFT, out=t)
+    np.clip(t, _ZERO, _HALF_ONE, out=t)
+    tiny = np.less(b.view(np.uint32) - np.uint32(1), _NORMAL_MIN)     # 0 < y < 2**-14 (0 itself is exact)
+    if tiny.any():
+        t[tiny] = np.rint(y[tiny].astype(np.float64) * 2.0**24).astype(np.int32)   # subnormal float16
+    np.copyto(out.view(np.uint16), t, casting="unsafe")
+    return out
+
+
 def npy_bytes_header(arr: np.ndarray) -> bytes:
     """The .npy (format 1.0) header ``np.save`` writes for ``arr`` (C order)."""
     buf = io.BytesIO()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cache import to_float16
 from .config import IngestConfig
 from .ct_series import Candidate, Choice, choose, dicom_candidates
 from .dicom_header import BadFile, DicomHeader
@@ -100,7 +101,10 @@ def dicom_volume(c: Candidate, cfg: IngestConfig, dtype=np.float32) -> tuple[np.
         np.multiply(y[:n], a, out=y[:n])
         np.add(y[:n], b, out=y[:n])
         np.clip(y[:n], np.float32(0.0), np.float32(1.0), out=y[:n])
-        image[i0:i0 + n] = y[:n]
+        if out.dtype == np.float16:
+            to_float16(y[:n], out=image[i0:i0 + n])                     # numpy's float16 cast is scalar
+        else:
+            image[i0:i0 + n] = y[:n]
     return _reorient(out, display_transform(first.orientation)), keep
 
 
