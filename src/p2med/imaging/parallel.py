@@ -12,6 +12,7 @@ in this process. It knows nothing about DICOM. Example::
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -45,15 +46,19 @@ def run_tasks(fn: Callable[[T], R], tasks: Iterable[T], workers: int,
         yield from map(fn, tasks)
         return
     retry: list[T] = []
-    with _executor(min(workers, len(tasks))) as ex:
-        futures = {ex.submit(fn, t): t for t in tasks}
-        for fut in as_completed(futures):
-            try:
-                result = fut.result()
-            except BrokenProcessPool:
-                retry.append(futures[fut])
-                continue
-            yield result
+    gc.freeze()                  # the forked workers then do not copy the parent's pages when they collect
+    try:
+        with _executor(min(workers, len(tasks))) as ex:
+            futures = {ex.submit(fn, t): t for t in tasks}
+            for fut in as_completed(futures):
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    retry.append(futures[fut])
+                    continue
+                yield result
+    finally:
+        gc.unfreeze()
     for task in retry:                                   # alone now: a crash names its own task
         with _executor(1) as ex:
             try:
