@@ -11,6 +11,7 @@ Example: ``ingest_export("runs/h", "runs/cache", IngestConfig(), workers=2)`` ->
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import logging
@@ -117,16 +118,16 @@ def _row(source: str, o: Outcome, exam_id: str) -> dict:
 
 
 def _resolve(root: Path, files: list, all_files: list[str]) -> tuple[list[str], list[str]]:
-    """The export-relative files an exam row points to (folders expanded) and problems with its paths."""
+    """The export-relative files an exam row points to (folders expanded; ``all_files`` sorted) and problems
+    with its paths."""
     out, problems = [], []
     for p in files or []:
         if not isinstance(p, str) or not p or os.path.isabs(p) or ".." in Path(p).parts:
             problems.append(f"path {p!r} is not relative to the export; ignored")
             continue
         rel = Path(p).as_posix().strip("/")
-        if (root / rel).is_dir():
-            prefix = rel + "/"
-            out.extend(f for f in all_files if f.startswith(prefix))
+        if (root / rel).is_dir():                            # all_files is sorted: "d/..." lies in ["d/", "d0")
+            out.extend(all_files[bisect.bisect_left(all_files, rel + "/"):bisect.bisect_left(all_files, rel + "0")])
         elif (root / rel).is_file():
             out.append(rel)
         else:
@@ -179,6 +180,9 @@ def ingest_export(export_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     cfg_dict = json.loads(json.dumps(to_dict(cfg)))          # as it reads back from JSON (tuples -> lists)
     done = _load_previous(out, cfg_dict)
     all_files = list_files(root, exclude=())
+    with contextlib.suppress(ValueError):                    # a cache inside the export is not an input
+        inside = out.resolve().relative_to(root.resolve()).as_posix() + "/"
+        all_files = [f for f in all_files if not f.startswith(inside)]
     ledger_rows: list[dict] = []
     tasks, seen, bad_rows = [], set(), 0
     for line, row in export.rows("exams"):
