@@ -19,6 +19,7 @@ from .common.errors import P2MedError
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("p2med.synth.cli", "write a synthetic hospital export with planted findings and PHI"),
     "validate": ("p2med.export.cli", "check an export against the schema, one line per problem"),
+    "deid": ("p2med.deid.cli", "de-identify an export (DICOM + Chinese text) with a key; --verify scans for leaks"),
     "demo": ("p2med.demo", "run the pipeline end to end on the embedded synthetic hospital"),
 }
 
