@@ -97,22 +97,6 @@ def _key_path(run) -> Path:
     return run["out"].parent / "deid.key"
 
 
-def test_verify_catches_planted_leaks(run, tmp_path):
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for name in ("patients.jsonl", "visits.jsonl", "exams.jsonl", "records.jsonl", "export.json"):
-        shutil.copy(run["out"] / name, bad / name)
-    source_patient = _jsonl(run["export"] / "patients.jsonl")[0]
-    records = _jsonl(bad / "records.jsonl")
-    records[0]["present_illness"] += f"患儿{source_patient['name']}。身份证号码{source_patient['id_number']}。"
-    (bad / "records.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                                       encoding="utf-8")
-    report = verify(run["export"], bad, run["key"])
-    assert not report.ok
-    assert report.hits["name"] >= 1 and report.hits["pattern:id_number"] >= 1
-    assert all(source_patient["name"] not in w for w in report.where)     # hits name the place, not the value
-
-
 def test_every_truth_identifier_is_gone(run, truth_phi):
     """The ground truth's planted identifiers against the raw bytes of every output file (DICOM up to the
     pixel data), independent of our own verifier; dates are checked per object in the next tests."""
@@ -282,6 +266,29 @@ def mini_export(small_hospital, tmp_path_factory):
     (root / "notes.txt").write_text("exported for 患儿 research\n", encoding="utf-8")
     shutil.copy(export / "export.json", root / "export.json")
     return root
+
+
+def test_verify_catches_planted_leaks(mini_export, tmp_path):
+    from p2med.deid.export import deidentify_export
+
+    key = DeidKey(b"v" * 40)
+    out = tmp_path / "out"
+    deidentify_export(mini_export, out, key, DeidConfig(workers=1), progress=False)
+    assert verify(mini_export, out, key, workers=1).ok
+    source_patient = _jsonl(mini_export / "patients.jsonl")[0]
+    records = _jsonl(out / "records.jsonl")
+    records[0]["present_illness"] += f"患儿{source_patient['name']}。身份证号码{source_patient['id_number']}。"
+    (out / "records.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                                       encoding="utf-8")
+    dicom = next(out.rglob("*.dcm"))
+    ds = pydicom.dcmread(dicom)
+    ds.private_block(0x0029, "LEAKY VENDOR", create=True).add_new(0x01, "LO", source_patient["phone"].split("|")[0])
+    ds.save_as(dicom, enforce_file_format=True)
+    report = verify(mini_export, out, key, workers=1)
+    assert not report.ok
+    assert report.hits["name"] >= 1 and report.hits["pattern:id_number"] >= 1 and report.hits["phone"] >= 1
+    assert report.dicom_checks["private_tags"] >= 1
+    assert all(source_patient["name"] not in w for w in report.where)     # hits name the place, not the value
 
 
 def test_output_is_deterministic_whatever_the_path_and_resumes_after_a_crash(mini_export, tmp_path, monkeypatch,

@@ -3,7 +3,7 @@
 CR and DX images often carry burned-in text (name, date, institution) without BurnedInAnnotation = YES. A
 white top-hat (the image minus its morphological opening) keeps thin bright strokes and drops broad anatomy;
 marks with strong local contrast inside the edge bands are grouped into rows, and a row of at least
-``min_marks`` glyph-sized marks is text-like. What it does not know: what the text says, or dark-on-bright
+``min_marks`` glyph-sized marks, wider than tall, is text-like (a lone laterality marker is not). What it does not know: what the text says, or dark-on-bright
 text (rare on radiographs). Example: ``find_text_marks(display_image(ds), BurnedInConfig())`` -> ``(9, 19, 9, 81)``
 (row0, row1, col0, col1) or None.
 """
@@ -24,6 +24,7 @@ class BurnedInConfig:
     contrast: float = 0.5       # top-hat response a mark needs, as a share of the image's intensity range
     min_marks: int = 4          # marks in one row that make it text
     max_mark: float = 0.06      # largest mark (height or width) as a share of the shorter image side
+    min_aspect: float = 1.5     # a line of text is wider than tall (a lone laterality marker "R" is not)
 
 
 def display_image(ds) -> np.ndarray:
@@ -60,10 +61,10 @@ def find_text_marks(img: np.ndarray, cfg: BurnedInConfig = BurnedInConfig()) -> 
         mh, mw = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
         if 2 <= mh <= max_mark and 1 <= mw <= max_mark:                           # glyph-sized, not noise
             boxes.append((sl[0].start, sl[0].stop, sl[1].start, sl[1].stop))
-    return _best_row(boxes, cfg.min_marks, max_mark)
+    return _best_row(boxes, cfg.min_marks, max_mark, cfg.min_aspect)
 
 
-def _best_row(boxes: list[tuple[int, int, int, int]], min_marks: int, max_mark: int
+def _best_row(boxes: list[tuple[int, int, int, int]], min_marks: int, max_mark: int, min_aspect: float
               ) -> tuple[int, int, int, int] | None:
     """Group marks whose rows overlap and whose gaps are small into lines; the largest line of text-like size."""
     best = None
@@ -83,6 +84,7 @@ def _best_row(boxes: list[tuple[int, int, int, int]], min_marks: int, max_mark: 
                 line.append(b)
                 used[j] = True
                 r0, r1, c1 = min(r0, b[0]), max(r1, b[1]), max(c1, b[3])
-        if len(line) >= min_marks and (best is None or len(line) > best[0]):
-            best = (len(line), (r0, r1, min(b[2] for b in line), c1))
+        c0 = min(b[2] for b in line)
+        if len(line) >= min_marks and c1 - c0 >= min_aspect * (r1 - r0) and (best is None or len(line) > best[0]):
+            best = (len(line), (r0, r1, c0, c1))
     return best[1] if best else None

@@ -102,24 +102,6 @@ CN = "[〇零○一二三四五六七八九]"
 CN_SMALL = "[一二三四五六七八九十]{1,3}"
 EN_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|" \
            r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
-# (name, pattern); each handler below turns a match into (date, writer) or None
-PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("cn_ymd", re.compile(r"(?<!\d)(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*([日号])")),
-    ("cn_numeral_ymd", re.compile(rf"({CN}{{4}})年({CN_SMALL})月({CN_SMALL})([日号])")),
-    ("iso", re.compile(r"(?<![\d.])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\d])")),
-    ("compact", re.compile(r"(?<![\dA-Za-z.])(\d{4})(\d{2})(\d{2})(?![\dA-Za-z])")),
-    ("en_mdy", re.compile(rf"(?<![A-Za-z])({EN_MONTH})\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})(?!\d)", re.I)),
-    ("en_dmy", re.compile(rf"(?<![\dA-Za-z])(\d{{1,2}})(?:st|nd|rd|th)?\s+({EN_MONTH}),?\s+(\d{{4}})(?!\d)", re.I)),
-    ("cn_ym", re.compile(r"(?<!\d)(\d{4})\s*年\s*(\d{1,2})\s*月(?!\s*\d{1,2}\s*[日号])")),
-    ("cn_md", re.compile(r"(?<![\d年])(\d{1,2})\s*月\s*(\d{1,2})\s*([日号])")),
-]
-
-
-@dataclass(frozen=True)
-class DateSpan:
-    start: int
-    end: int
-    replacement: str
 
 
 def _month_name(src: str, m: int) -> str:
@@ -129,6 +111,10 @@ def _month_name(src: str, m: int) -> str:
     if core.isupper():
         out = out.upper()
     return out + ("." if src.endswith(".") else "")
+
+
+def _month_of(name: str) -> int:
+    return MONTH_OF[name.rstrip(".").lower()]
 
 
 def _year_for(month: int, day: int, ref: dt.date | None) -> dt.date | None:
@@ -143,62 +129,51 @@ def _year_for(month: int, day: int, ref: dt.date | None) -> dt.date | None:
     return best
 
 
+# (pattern, read: (groups, the text's own date) -> date or None, write: (groups, shifted date) -> text).
+# Earlier formats win where matches overlap.
+FORMATS = [
+    (re.compile(r"(?<!\d)(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*([日号])"),           # 2024年3月5日
+     lambda g, ref: _valid(int(g[0]), int(g[1]), int(g[2])),
+     lambda g, s: f"{s.year}年{_pad(g[1], s.month)}月{_pad(g[2], s.day)}{g[3]}"),
+    (re.compile(rf"({CN}{{4}})年({CN_SMALL})月({CN_SMALL})([日号])"),                            # 二〇二四年三月五日
+     lambda g, ref: _valid(_cn_number(g[0]), _cn_number(g[1]), _cn_number(g[2])),
+     lambda g, s: f"{_cn_write(s.year, True)}年{_cn_write(s.month)}月{_cn_write(s.day)}{g[3]}"),
+    (re.compile(r"(?<![\d.])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\d])"),                       # 2024-03-05
+     lambda g, ref: _valid(int(g[0]), int(g[2]), int(g[3])),
+     lambda g, s: f"{s.year}{g[1]}{_pad(g[2], s.month)}{g[1]}{_pad(g[3], s.day)}"),
+    (re.compile(r"(?<![\dA-Za-z.])(\d{4})(\d{2})(\d{2})(?![\dA-Za-z])"),                         # 20240305
+     lambda g, ref: _valid(int(g[0]), int(g[1]), int(g[2])),
+     lambda g, s: f"{s:%Y%m%d}"),
+    (re.compile(rf"(?<![A-Za-z])({EN_MONTH})\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})(?!\d)", re.I),  # March 5, 2024
+     lambda g, ref: _valid(int(g[2]), _month_of(g[0]), int(g[1])),
+     lambda g, s: f"{_month_name(g[0], s.month)} {s.day}, {s.year}"),
+    (re.compile(rf"(?<![\dA-Za-z])(\d{{1,2}})(?:st|nd|rd|th)?\s+({EN_MONTH}),?\s+(\d{{4}})(?!\d)", re.I),  # 5 Mar 2024
+     lambda g, ref: _valid(int(g[2]), _month_of(g[1]), int(g[0])),
+     lambda g, s: f"{s.day} {_month_name(g[1], s.month)} {s.year}"),
+    (re.compile(r"(?<!\d)(\d{4})\s*年\s*(\d{1,2})\s*月(?!\s*\d{1,2}\s*[日号])"),             # 2024年3月
+     lambda g, ref: _valid(int(g[0]), int(g[1]), 15),
+     lambda g, s: f"{s.year}年{_pad(g[1], s.month)}月"),
+    (re.compile(r"(?<![\d年])(\d{1,2})\s*月\s*(\d{1,2})\s*([日号])"),                            # 3月5日
+     lambda g, ref: _year_for(int(g[0]), int(g[1]), ref),
+     lambda g, s: f"{_pad(g[0], s.month)}月{_pad(g[1], s.day)}{g[2]}"),
+]
+
+
+@dataclass(frozen=True)
+class DateSpan:
+    start: int
+    end: int
+    replacement: str
+
+
 def find_dates(text: str, days: int, ref: dt.date | None = None) -> list[DateSpan]:
-    """Every date in ``text`` with its shifted rendering, in the text's own format. Overlaps: first pattern wins."""
+    """Every date in ``text`` with its shifted rendering, in the text's own format."""
     spans: list[DateSpan] = []
-    taken: list[tuple[int, int]] = []
-    for name, pat in PATTERNS:
-        for m in pat.finditer(text):
-            if any(m.start() < e and s < m.end() for s, e in taken):
+    for pattern, read, write in FORMATS:
+        for m in pattern.finditer(text):
+            if any(m.start() < s.end and s.start < m.end() for s in spans):
                 continue
-            rep = _render(name, m, days, ref)
-            if rep is not None:
-                spans.append(DateSpan(m.start(), m.end(), rep))
-                taken.append((m.start(), m.end()))
+            d = read(m.groups(), ref)
+            if d is not None:
+                spans.append(DateSpan(m.start(), m.end(), write(m.groups(), shift_date(d, days))))
     return sorted(spans, key=lambda s: s.start)
-
-
-def _render(name: str, m: re.Match, days: int, ref: dt.date | None) -> str | None:
-    g = m.groups()
-    if name == "cn_ymd":
-        d = _valid(int(g[0]), int(g[1]), int(g[2]))
-        if d is None:
-            return None
-        s = shift_date(d, days)
-        return f"{s.year}年{_pad(g[1], s.month)}月{_pad(g[2], s.day)}{g[3]}"
-    if name == "cn_numeral_ymd":
-        d = _valid(_cn_number(g[0]), _cn_number(g[1]), _cn_number(g[2]))
-        if d is None:
-            return None
-        s = shift_date(d, days)
-        return f"{_cn_write(s.year, True)}年{_cn_write(s.month)}月{_cn_write(s.day)}{g[3]}"
-    if name == "iso":
-        d = _valid(int(g[0]), int(g[2]), int(g[3]))
-        if d is None:
-            return None
-        s = shift_date(d, days)
-        return f"{s.year}{g[1]}{_pad(g[2], s.month)}{g[1]}{_pad(g[3], s.day)}"
-    if name == "compact":
-        d = _valid(int(g[0]), int(g[1]), int(g[2]))
-        return None if d is None else f"{shift_date(d, days):%Y%m%d}"
-    if name in ("en_mdy", "en_dmy"):
-        mon, day = (g[0], g[1]) if name == "en_mdy" else (g[1], g[0])
-        d = _valid(int(g[2]), MONTH_OF[mon.rstrip(".").lower()], int(day))
-        if d is None:
-            return None
-        s = shift_date(d, days)
-        mname = _month_name(mon, s.month)
-        return f"{mname} {s.day}, {s.year}" if name == "en_mdy" else f"{s.day} {mname} {s.year}"
-    if name == "cn_ym":
-        d = _valid(int(g[0]), int(g[1]), 15)
-        if d is None:
-            return None
-        s = shift_date(d, days)
-        return f"{s.year}年{_pad(g[1], s.month)}月"
-    if name == "cn_md":
-        d = _year_for(int(g[0]), int(g[1]), ref)
-        if d is None:
-            return None
-        s = shift_date(d, days)
-        return f"{_pad(g[0], s.month)}月{_pad(g[1], s.day)}{g[2]}"
-    raise AssertionError(name)

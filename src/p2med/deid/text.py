@@ -15,6 +15,7 @@ import datetime as dt
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 from . import patterns as P
 from .dates import find_dates
@@ -126,6 +127,34 @@ class Scrubber:
         self._latin = _latin_pattern(known.latin_names)
         others = _alternation(known.others)
         self._others = re.compile(others, re.I) if others else None
+        # (pattern, group, match -> (replacement, kind) or None), in priority order: a span already taken by
+        # an earlier rule is not taken again; names by context and dates come after all of these
+        rules: list[tuple[re.Pattern | None, int, Callable]] = [
+            (self._ids, 0, lambda m, tok: (known.ids[m.group()], "id")),
+            (P.ID_NUMBER, 0, lambda m, tok: (tok["id_number"], "id_number") if P.id_number_valid(m.group()) else None),
+            (P.ID_LABELLED, 1, _token("id_number")),
+            (self._numbers, 0, self._number),
+            (P.MOBILE, 0, _token("phone")),
+            (P.LANDLINE, 0, _token("phone")),
+            (P.PHONE_LABELLED, 1, lambda m, tok: (tok["phone"], "phone")
+             if sum(c.isdigit() for c in m.group(1)) >= 7 else None),
+            (P.EMAIL, 0, _token("email")),
+            (P.RECORD_LABELLED, 2, _token("record_no")),
+            (P.BED, 0, _token("bed")),
+            (self._addresses, 0, _token("address")),
+            (P.ADDRESS_LABELLED, 1, _token("address")),
+            (P.ADDRESS, 0, _token("address")),
+            (self._names, 0, lambda m, tok: (P.surname_of(m.group()) + "某", "name")),
+            (self._given, 0, lambda m, tok: ("某", "name")),
+            (self._latin, 0, _token("name")),
+            (P.EN_NAME, 2, lambda m, tok: (tok["name"], "context_name")),
+            (self._others, 0, _token("other")),
+        ]
+        self._rules = [r for r in rules if r[0] is not None]
+
+    def _number(self, m: re.Match, tok: dict) -> tuple[str, str]:
+        kind = self._number_kind.get(m.group().replace("-", "").upper(), "record_no")
+        return tok[kind], kind
 
     def scrub(self, text: str | None, lang: str = "zh", ref: dt.date | None = None) -> tuple[str | None, Counter]:
         """(scrubbed text, counts by kind). ``ref`` is the text's own date (for dates written without a year)."""
@@ -140,53 +169,13 @@ class Scrubber:
             if e > s and not any(s < e2 and s2 < e for s2, e2, _, _ in spans):
                 spans.append((s, e, rep, kind))
 
-        if self._ids:
-            for m in self._ids.finditer(norm):
-                add(m.start(), m.end(), self.known.ids[m.group()], "id")
-        for m in P.ID_NUMBER.finditer(norm):
-            if P.id_number_valid(m.group()):
-                add(m.start(), m.end(), tok["id_number"], "id_number")
-        for m in P.ID_LABELLED.finditer(norm):
-            add(m.start(1), m.end(1), tok["id_number"], "id_number")
-        if self._numbers:
-            for m in self._numbers.finditer(norm):
-                kind = self._number_kind.get(m.group().replace("-", "").upper(), "record_no")
-                add(m.start(), m.end(), tok[kind], kind)
-        for pat in (P.MOBILE, P.LANDLINE):
-            for m in pat.finditer(norm):
-                add(m.start(), m.end(), tok["phone"], "phone")
-        for m in P.PHONE_LABELLED.finditer(norm):
-            if sum(c.isdigit() for c in m.group(1)) >= 7:
-                add(m.start(1), m.end(1), tok["phone"], "phone")
-        for m in P.EMAIL.finditer(norm):
-            add(m.start(), m.end(), tok["email"], "email")
-        for m in P.RECORD_LABELLED.finditer(norm):
-            add(m.start(2), m.end(2), tok["record_no"], "record_no")
-        for m in P.BED.finditer(norm):
-            add(m.start(), m.end(), tok["bed"], "bed")
-        if self._addresses:
-            for m in self._addresses.finditer(norm):
-                add(m.start(), m.end(), tok["address"], "address")
-        for m in P.ADDRESS_LABELLED.finditer(norm):
-            add(m.start(1), m.end(1), tok["address"], "address")
-        for m in P.ADDRESS.finditer(norm):
-            add(m.start(), m.end(), tok["address"], "address")
-        if self._names:
-            for m in self._names.finditer(norm):
-                add(m.start(), m.end(), P.surname_of(m.group()) + "某", "name")
-        if self._given:
-            for m in self._given.finditer(norm):
-                add(m.start(), m.end(), "某", "name")
-        if self._latin:
-            for m in self._latin.finditer(norm):
-                add(m.start(), m.end(), tok["name"], "name")
+        for pattern, group, replace in self._rules:
+            for m in pattern.finditer(norm):
+                found = replace(m, tok)
+                if found is not None:
+                    add(m.start(group), m.end(group), *found)
         for s, e in context_names(norm):
             add(s, e, P.surname_of(norm[s:e]) + "某", "context_name")
-        for m in P.EN_NAME.finditer(norm):
-            add(m.start(2), m.end(2), tok["name"], "context_name")
-        if self._others:
-            for m in self._others.finditer(norm):
-                add(m.start(), m.end(), tok["other"], "other")
         for d in find_dates(norm, self.shift_days, ref):
             add(d.start, d.end, d.replacement, "date")
 
@@ -199,6 +188,10 @@ class Scrubber:
             counts[kind] += 1
         out.append(text[last:])
         return "".join(out), counts
+
+
+def _token(kind: str) -> Callable:
+    return lambda m, tok: (tok[kind], kind)
 
 
 def _given_ok(word: str) -> bool:
