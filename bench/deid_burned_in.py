@@ -20,17 +20,12 @@ import numpy as np
 import pydicom
 from PIL import Image
 
-from p2med.deid.burned_in import display_image, find_text_marks
+from p2med.deid.burned_in import box_coverage, display_image, find_text_marks
 from p2med.synth.config import SynthConfig
 from p2med.synth.hospital import synthesize
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REAL = ("kermany_pediatric_cxr_224_sample", "iu_xray_images_mini")
-
-
-def coverage(box, truth) -> float:
-    inter = max(0, min(box[1], truth[1]) - max(box[0], truth[0])) * max(0, min(box[3], truth[3]) - max(box[2], truth[2]))
-    return inter / ((truth[1] - truth[0]) * (truth[3] - truth[2]))
 
 
 def main() -> None:
@@ -60,7 +55,7 @@ def main() -> None:
                     ours["tp"] += box is not None
                     stock["tp"] += tagged
                     if box is not None:
-                        ours["cover"].append(coverage(box, truth))
+                        ours["cover"].append(box_coverage(box, truth))
                 else:
                     plain += 1
                     ours["fp"] += box is not None
@@ -81,7 +76,8 @@ def main() -> None:
           f"{result['ours_seconds_per_image'] * 1000:.1f} ms per image")
     print(f"stock (tag only): recall {result['tag_only_recall']:.3f}, false positives {stock['fp']}/{plain} "
           "(the lateral view of a tagged exam carries the tag but no text)")
-    real = [p for name in REAL for p in sorted((SHARED / name).rglob("*")) if p.suffix.lower() in (".png", ".jpeg", ".jpg")]
+    real = [p for name in REAL for p in sorted((SHARED / name).rglob("*"))
+            if p.suffix.lower() in (".png", ".jpeg", ".jpg")]
     if real:
         flagged = sum(find_text_marks(np.asarray(Image.open(p).convert("L"), dtype=np.float32) / 255.0) is not None
                       for p in real)

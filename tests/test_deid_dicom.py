@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
 
 import numpy as np
 import pydicom
@@ -18,11 +17,11 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from p2med.deid.burned_in import display_image, find_text_marks
+from p2med.deid.burned_in import box_coverage, display_image, find_text_marks
 from p2med.deid.dicom import FileJob, PatientContext, WorkerSetup, init_worker, process_file
 from p2med.deid.burned_in import BurnedInConfig
 from p2med.deid.keys import DeidKey, KeyFileError
-from p2med.deid.profile import DUMMY, DicomContext, apply_profile, load_profile, mark_deidentified
+from p2med.deid.profile import DUMMY, DicomContext, apply_profile, load_profile
 from p2med.deid.text import KnownIdentifiers
 from p2med.synth.dicom_common import StudyContext, base_dataset, set_pixels, to_bytes
 from p2med.synth.phi import make_doctor, make_identity
@@ -229,9 +228,7 @@ def test_burned_in_detector_finds_the_truth_boxes_and_not_the_plain_radiographs(
             tb = view["burned_in_box"]
             if tb:
                 with_text += 1
-                if box:
-                    inter = max(0, min(box[1], tb[1]) - max(box[0], tb[0])) * max(0, min(box[3], tb[3]) - max(box[2], tb[2]))
-                    hits += inter >= 0.5 * (tb[1] - tb[0]) * (tb[3] - tb[2])   # covers at least half the text
+                hits += box is not None and box_coverage(box, tb) >= 0.5     # covers at least half the text
             else:
                 plain += 1
                 false_pos += box is not None

@@ -3,8 +3,8 @@
 CR and DX images often carry burned-in text (name, date, institution) without BurnedInAnnotation = YES. A
 white top-hat (the image minus its morphological opening) keeps thin bright strokes and drops broad anatomy;
 marks with strong local contrast inside the edge bands are grouped into rows, and a row of at least
-``min_marks`` glyph-sized marks, wider than tall, is text-like (a lone laterality marker is not). What it does not know: what the text says, or dark-on-bright
-text (rare on radiographs). Example: ``find_text_marks(display_image(ds), BurnedInConfig())`` -> ``(9, 19, 9, 81)``
+``min_marks`` glyph-sized marks, wider than tall, is text-like (a lone laterality marker is not). What it does
+not know: what the text says, or dark-on-bright text (rare on radiographs). Example: ``find_text_marks(display_image(ds), BurnedInConfig())`` -> ``(9, 19, 9, 81)``
 (row0, row1, col0, col1) or None.
 """
 
@@ -88,3 +88,10 @@ def _best_row(boxes: list[tuple[int, int, int, int]], min_marks: int, max_mark: 
         if len(line) >= min_marks and c1 - c0 >= min_aspect * (r1 - r0) and (best is None or len(line) > best[0]):
             best = (len(line), (r0, r1, c0, c1))
     return best[1] if best else None
+
+
+def box_coverage(box: tuple[int, int, int, int], truth: tuple[int, int, int, int]) -> float:
+    """The share of ``truth`` (row0, row1, col0, col1) that ``box`` covers: how tests and the bench score it."""
+    rows = max(0, min(box[1], truth[1]) - max(box[0], truth[0]))
+    cols = max(0, min(box[3], truth[3]) - max(box[2], truth[2]))
+    return rows * cols / max(1, (truth[1] - truth[0]) * (truth[3] - truth[2]))

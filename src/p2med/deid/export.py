@@ -21,7 +21,7 @@ import os
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -29,7 +29,7 @@ from ..common.atomic import write_json, write_jsonl
 from ..common.errors import P2MedError
 from ..common.ledger import LEDGER, MANIFEST, Ledger, write_manifest
 from ..config import to_dict
-from ..export.schema import FORMAT_NAME, FORMAT_VERSION, IDENTIFYING_FIELDS, TABLES
+from ..export.schema import FORMAT_NAME, FORMAT_VERSION, ID_FIELD, IDENTIFYING_FIELDS, TABLES
 from ..export.tables import EXPORT_JSON, BadRow, Export, find_table
 from .config import DeidConfig
 from .dates import shift_iso
@@ -85,7 +85,8 @@ def known_from_row(row: dict) -> KnownIdentifiers:
 def plan_export(src: Path, key: DeidKey, cfg: DeidConfig) -> Plan:
     export = Export.open(src)
     rows = {t: list(export.rows(t)) for t in TABLES}
-    patient_rows = {r["patient_id"]: r for _, r in rows["patients"] if not isinstance(r, BadRow) and r.get("patient_id")}
+    patient_rows = {r["patient_id"]: r for _, r in rows["patients"]
+                    if not isinstance(r, BadRow) and r.get("patient_id")}
     pids = sorted({str(r["patient_id"]) for t in TABLES for _, r in rows[t]
                    if not isinstance(r, BadRow) and r.get("patient_id")})
     patients: dict[str, PatientContext] = {}
@@ -202,7 +203,7 @@ def deidentify_export(src: Path, out: Path, key: DeidKey, cfg: DeidConfig, progr
     scrubbers = {pid: Scrubber(ctx.known, ctx.shift_days) for pid, ctx in plan.patients.items()}
     tables_out = {}
     for table in TABLES:
-        if not plan.rows[table] and find_table(src, table) == []:
+        if not find_table(src, table):
             continue
         tables_out[table] = _rewrite_table(table, plan, key, scrubbers, used_files, ledger, counts, text_counts)
     for table, rows in tables_out.items():
@@ -275,7 +276,7 @@ def _rewrite_table(table: str, plan: Plan, key: DeidKey, scrubbers: dict[str, Sc
                    ledger: Ledger, counts: Counter, text_counts: Counter) -> list[dict]:
     out_rows = []
     seen: set[str] = set()
-    id_field = {"patients": "patient_id", "visits": "visit_id", "exams": "exam_id", "records": "record_id"}[table]
+    id_field = ID_FIELD[table]
     for line, row in plan.rows[table]:
         if isinstance(row, BadRow) or not row.get(id_field) or not row.get("patient_id"):
             ledger.excluded(f"{table}:{line}", "bad_row", "the row cannot be parsed or has no id / patient_id")

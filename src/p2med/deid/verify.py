@@ -119,7 +119,7 @@ def source_identifiers(src: Path, workers: int = 2) -> tuple[dict[str, str], dic
                     if len(part) >= 10:
                         add(part, "path")
                 items.append((f, str(r.get("patient_id") or "")))
-    for (values, birth), (_, pid) in zip(_pmap(_header_values, items, workers), items):
+    for (values, birth), (_, pid) in zip(_pmap(_header_values, items, workers), items, strict=True):
         for kind, value in values:
             add(value, kind)
         if birth and pid:
@@ -179,7 +179,7 @@ def _alnum(ch: str) -> bool:
 def pattern_hits(text: str) -> list[str]:
     """Kinds of identifier patterns found in ``text`` (on its normalised form)."""
     norm, _ = P.normalise(text)
-    kinds = [f"pattern:id_number" for m in P.ID_NUMBER.finditer(norm) if P.id_number_valid(m.group())]
+    kinds = ["pattern:id_number" for m in P.ID_NUMBER.finditer(norm) if P.id_number_valid(m.group())]
     kinds += ["pattern:mobile"] * len(P.MOBILE.findall(norm))
     kinds += ["pattern:landline"] * len(P.LANDLINE.findall(norm))
     kinds += ["pattern:labelled_phone" for m in P.PHONE_LABELLED.finditer(norm)
