@@ -106,6 +106,16 @@ def test_dates_are_shifted_by_the_patient_shift_in_their_own_format(written, shi
         assert str(new.year) in out or "二〇二五" in out
 
 
+@pytest.mark.parametrize("written, days, expected", [
+    ("2024年4月20日", 988, "2027年1月3日"), ("2024年04月20日", 988, "2027年01月03日"),
+    ("2024-04-20", 988, "2027-01-03"), ("2024/4/20", 988, "2027/1/3"), ("2024年12月15日", 20, "2025年1月4日"),
+    ("12月15日", 20, "1月4日"),
+])
+def test_a_date_keeps_its_zero_padding_style_when_shifted(written, days, expected):
+    spans = find_dates(f"于{written}就诊", days, ref=dt.date(2024, 12, 20))
+    assert [s.replacement for s in spans] == [expected]
+
+
 def test_month_day_without_year_uses_the_texts_own_date():
     spans = find_dates("3月5日复查", SHIFT, ref=dt.date(2024, 3, 9))
     new = dt.date(2024, 3, 5) + dt.timedelta(days=SHIFT)

@@ -94,14 +94,28 @@ def _cn_write(n: int, year: bool = False) -> str:
     return ("" if tens == 1 else CN_DIGIT_OF[tens]) + "十" + (CN_DIGIT_OF[ones] if ones else "")
 
 
-def _pad(src: str, n: int) -> str:
-    return f"{n:02d}" if len(src) == 2 else str(n)
+def _two(n: int, padded: bool) -> str:
+    return f"{n:02d}" if padded else str(n)
+
+
+def _padded(*parts: str, iso: bool = False) -> bool:
+    """Whether the source writes months and days with two digits: a leading zero says so (2024年03月05日);
+    ISO-style dashes pad unless every part has one digit; otherwise a date without zeros is not padded."""
+    if any(p.startswith("0") for p in parts):
+        return True
+    return iso and any(len(p) == 2 for p in parts)
 
 
 CN = "[〇零○一二三四五六七八九]"
 CN_SMALL = "[一二三四五六七八九十]{1,3}"
 EN_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|" \
            r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+
+
+def _month_day(month: str, day: str, s: dt.date, sep: str, iso: bool = False) -> str:
+    """The shifted month and day, joined by ``sep``, padded as the source ``month`` and ``day`` were."""
+    padded = _padded(month, day, iso=iso)
+    return f"{_two(s.month, padded)}{sep}{_two(s.day, padded)}"
 
 
 def _month_name(src: str, m: int) -> str:
@@ -134,13 +148,13 @@ def _year_for(month: int, day: int, ref: dt.date | None) -> dt.date | None:
 FORMATS = [
     (re.compile(r"(?<!\d)(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*([日号])"),           # 2024年3月5日
      lambda g, ref: _valid(int(g[0]), int(g[1]), int(g[2])),
-     lambda g, s: f"{s.year}年{_pad(g[1], s.month)}月{_pad(g[2], s.day)}{g[3]}"),
+     lambda g, s: f"{s.year}年{_month_day(g[1], g[2], s, '月')}{g[3]}"),
     (re.compile(rf"({CN}{{4}})年({CN_SMALL})月({CN_SMALL})([日号])"),                            # 二〇二四年三月五日
      lambda g, ref: _valid(_cn_number(g[0]), _cn_number(g[1]), _cn_number(g[2])),
      lambda g, s: f"{_cn_write(s.year, True)}年{_cn_write(s.month)}月{_cn_write(s.day)}{g[3]}"),
     (re.compile(r"(?<![\d.])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\d])"),                       # 2024-03-05
      lambda g, ref: _valid(int(g[0]), int(g[2]), int(g[3])),
-     lambda g, s: f"{s.year}{g[1]}{_pad(g[2], s.month)}{g[1]}{_pad(g[3], s.day)}"),
+     lambda g, s: f"{s.year}{g[1]}{_month_day(g[2], g[3], s, g[1], iso=g[1] == '-')}"),
     (re.compile(r"(?<![\dA-Za-z.])(\d{4})(\d{2})(\d{2})(?![\dA-Za-z])"),                         # 20240305
      lambda g, ref: _valid(int(g[0]), int(g[1]), int(g[2])),
      lambda g, s: f"{s:%Y%m%d}"),
@@ -152,10 +166,10 @@ FORMATS = [
      lambda g, s: f"{s.day} {_month_name(g[1], s.month)} {s.year}"),
     (re.compile(r"(?<!\d)(\d{4})\s*年\s*(\d{1,2})\s*月(?!\s*\d{1,2}\s*[日号])"),             # 2024年3月
      lambda g, ref: _valid(int(g[0]), int(g[1]), 15),
-     lambda g, s: f"{s.year}年{_pad(g[1], s.month)}月"),
+     lambda g, s: f"{s.year}年{_two(s.month, _padded(g[1]))}月"),
     (re.compile(r"(?<![\d年])(\d{1,2})\s*月\s*(\d{1,2})\s*([日号])"),                            # 3月5日
      lambda g, ref: _year_for(int(g[0]), int(g[1]), ref),
-     lambda g, s: f"{_pad(g[0], s.month)}月{_pad(g[1], s.day)}{g[2]}"),
+     lambda g, s: f"{_month_day(g[0], g[1], s, '月')}{g[2]}"),
 ]
 
 
