@@ -9,13 +9,20 @@ from pathlib import Path
 import pytest
 
 from p2med.cli import COMMANDS, main
+from p2med.clinical.categories import CategoryConfig
 from p2med.config import load_config
+from p2med.deid.config import DeidConfig
+from p2med.eval.ablation import AblationConfig
+from p2med.eval.config import EvalConfig
+from p2med.eval.exemplars import ExemplarSet
 from p2med.imaging.config import IngestConfig
 from p2med.synth.config import SynthConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-# config folder -> the dataclass its files configure
-CONFIG_CLASSES = {"synth": SynthConfig, "ingest": IngestConfig}
+# config folder (or folder/file.yaml, for a file that configures something else) -> the dataclass it configures
+CONFIG_CLASSES = {"synth": SynthConfig, "deid": DeidConfig, "clinical": CategoryConfig, "eval": EvalConfig,
+                  "eval/judge_exemplars.yaml": ExemplarSet, "eval/ablation_paper.yaml": AblationConfig,
+                  "ingest": IngestConfig}
 
 
 def test_top_level_help_lists_every_command():
@@ -42,9 +49,10 @@ def test_every_shipped_config_loads():
     files = sorted((ROOT / "configs").rglob("*.yaml"))
     assert files
     for path in files:
-        folder = path.relative_to(ROOT / "configs").parts[0]
-        assert folder in CONFIG_CLASSES, f"{path} has no config class registered in this test"
-        load_config(CONFIG_CLASSES[folder], path)
+        rel = path.relative_to(ROOT / "configs")
+        cls = CONFIG_CLASSES.get(rel.as_posix()) or CONFIG_CLASSES.get(rel.parts[0])
+        assert cls is not None, f"{path} has no config class registered in this test"
+        load_config(cls, path)
 
 
 def test_demo_runs(tmp_path, capsys):

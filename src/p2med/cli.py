@@ -18,8 +18,14 @@ from .common.errors import P2MedError
 # name -> (module, one-line help); order is the pipeline's order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("p2med.synth.cli", "write a synthetic hospital export with planted findings and PHI"),
+    "import": ("p2med.importers.cli", "convert a public dataset (IMCS-21, IU X-ray, Kermany, DICOM, ...) "
+                                      "into an export"),
     "validate": ("p2med.export.cli", "check an export against the schema, one line per problem"),
+    "deid": ("p2med.deid.cli", "de-identify an export (DICOM + Chinese text) with a key; --verify scans for leaks"),
     "ingest": ("p2med.imaging.cli", "turn every radiology exam of an export into model-ready arrays (a cache)"),
+    "eval": ("p2med.eval.cli", "score a model on the six-task benchmark: judge, clinical and NLG metrics, report"),
+    "compare": ("p2med.eval.compare", "compare two evaluation runs on the same samples (paired statistics)"),
+    "ablate": ("p2med.eval.ablation", "tables shaped like the paper's Tables I-IV from model variants"),
     "demo": ("p2med.demo", "run the pipeline end to end on the embedded synthetic hospital"),
 }
 

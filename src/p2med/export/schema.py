@@ -24,6 +24,8 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "chief_complaint": ("主诉", "Chief complaint"),
     "present_illness": ("现病史", "History of present illness"),
     "past_history": ("既往史", "Past history"),
+    "personal_history": ("个人史", "Personal history"),
+    "family_history": ("家族史", "Family history"),
     "physical_exam": ("体格检查", "Physical examination"),
     "auxiliary_exam": ("辅助检查", "Auxiliary examination"),
     "admission_status": ("入院情况", "Condition on admission"),

@@ -63,7 +63,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
                     yield i, BadRow(i, f"not UTF-8 ({exc.reason} at byte {exc.start})")
                     continue
                 except json.JSONDecodeError as exc:
-                    yield i, BadRow(i, f"not valid JSON ({exc.msg} at column {exc.colno})")
+                    yield i, BadRow(i, f"not valid JSON ({exc.msg}, column {exc.colno})")
                     continue
                 if not isinstance(obj, dict):
                     yield i, BadRow(i, f"expected a JSON object, got {type(obj).__name__}")

@@ -1,0 +1,1 @@
+"""Text conventions shared by curation, evaluation and serving: how sections are written and parsed back."""
