@@ -104,3 +104,11 @@ def test_real_iu_pngs_views_and_pair():
     assert [(e["role"], e["source_files"][0].rsplit("/", 1)[1]) for e, _ in res.images] == \
         [("frontal", "2_1.png"), ("lateral", "2_2.png")]
     assert all(e["window"]["kind"] == "png_8bit" and a.shape == (1, 336, 336) for e, a in res.images)
+
+
+def test_pictures_named_by_their_view_use_the_file_name(tmp_path):
+    from PIL import Image
+    for name, lateral in (("frontal.png", False), ("lateral.png", True)):
+        Image.fromarray((chest_like(lateral=lateral) * 255).astype(np.uint8)).save(tmp_path / name)
+    res = ingest_files([tmp_path / "lateral.png", tmp_path / "frontal.png"], CFG)
+    assert [(e["role"], e["chosen_by"]) for e, _ in res.images] == [("frontal", "file_name"), ("lateral", "file_name")]

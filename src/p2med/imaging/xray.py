@@ -23,9 +23,9 @@ from .other_formats import read_nifti, read_raster
 from .pixels import read_frames
 from .resize import Resizer
 from .window import invert, percentile_window, voi_window
-from .xray_view import ViewCall, view_from_content, view_from_header
+from .xray_view import ViewCall, view_from_content, view_from_header, view_from_name
 
-_RULE_RANK = {"ViewPosition": 0, "PatientOrientation": 1, "description": 2, "image_content": 3}
+_RULE_RANK = {"ViewPosition": 0, "PatientOrientation": 1, "description": 2, "file_name": 3, "image_content": 4}
 
 
 @dataclass
@@ -99,7 +99,7 @@ def _candidates(idx: ExamIndex, cfg: IngestConfig) -> list[Radiograph]:
         else:
             img, lo, hi = percentile_window(arr, *cfg.xray_percentiles)
             window = {"kind": "percentile", "percentiles": list(cfg.xray_percentiles), "low": lo, "high": hi}
-        out.append(Radiograph(name, None, img, window, None, view_from_header(None, cfg), []))
+        out.append(Radiograph(name, None, img, window, None, view_from_name(name, cfg), []))
     for name in idx.pending(idx.niftis):
         loaded = idx.read(name, read_nifti)
         if loaded is None or loaded[0].shape[0] != 1:
@@ -107,7 +107,7 @@ def _candidates(idx: ExamIndex, cfg: IngestConfig) -> list[Radiograph]:
         vol, spacing, _ = loaded
         img, lo, hi = percentile_window(vol[0], *cfg.xray_percentiles)
         window = {"kind": "percentile", "percentiles": list(cfg.xray_percentiles), "low": lo, "high": hi}
-        out.append(Radiograph(name, None, img, window, spacing[1:], view_from_header(None, cfg), []))
+        out.append(Radiograph(name, None, img, window, spacing[1:], view_from_name(name, cfg), []))
     for r in out:
         if r.call.view is None:
             r.call = view_from_content(r.image, cfg)

@@ -3,7 +3,8 @@
 Rules, first decisive one wins: ``ViewPosition`` (AP, PA -> frontal; LL, RL, LAT, LATERAL -> lateral; anything
 else such as an oblique -> other), ``PatientOrientation`` (row direction L or R -> frontal, A or P -> lateral),
 ``description`` (frontal / lateral keywords, Chinese and English, in SeriesDescription or ProtocolName; both
-kinds present decides nothing) and last ``image_content`` on the displayed image: a frontal chest is
+kinds present decides nothing); for pictures without a header, ``file_name`` keywords (importers name files
+``frontal.png`` / ``lateral.png``); and last ``image_content`` on the displayed image: a frontal chest is
 left-right mirror symmetric AND shows the mediastinum as a bright column between two dark lung fields; a
 lateral fails one of the two (real laterals are asymmetric, and their single lung field is dark in the middle).
 Image shape is not used: frontal and lateral detectors have the same sizes. It does not read pixels itself.
@@ -13,6 +14,7 @@ Example: ``view_from_header(h, cfg)`` -> ``ViewCall("lateral", "ViewPosition", "
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +29,7 @@ LATERAL_POSITIONS = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD"}
 @dataclass(frozen=True)
 class ViewCall:
     view: str | None      # frontal | lateral | other | None (undecided)
-    rule: str | None      # ViewPosition | PatientOrientation | description | image_content
+    rule: str | None      # ViewPosition | PatientOrientation | description | file_name | image_content
     evidence: str         # what was seen, for the "why" sentence
 
 
@@ -58,6 +60,18 @@ def view_from_header(h: DicomHeader | None, cfg: IngestConfig) -> ViewCall:
         if lat and not front:
             return ViewCall("lateral", "description", f"keyword '{lat}' in {_tag(field)}")
     return ViewCall(None, None, "no view in ViewPosition, PatientOrientation or the descriptions")
+
+
+def view_from_name(name: str, cfg: IngestConfig) -> ViewCall:
+    """For pictures without a header (PNG/JPEG/NIfTI): frontal / lateral keywords in the file name, as importers
+    write them (``images/iu-2/lateral.png``); both kinds or neither decide nothing."""
+    stem = Path(name).name
+    front, lat = find_word(stem, cfg.frontal_words), find_word(stem, cfg.lateral_words)
+    if front and not lat:
+        return ViewCall("frontal", "file_name", f"keyword '{front}' in the file name")
+    if lat and not front:
+        return ViewCall("lateral", "file_name", f"keyword '{lat}' in the file name")
+    return ViewCall(None, None, "no view keyword in the file name")
 
 
 def content_scores(img: np.ndarray) -> tuple[float, float]:
