@@ -6,13 +6,15 @@ STAMP := $(VENV)/.p2med-installed
 DEMO_OUT ?= runs/demo
 # Debian packages the tests use (installed only when missing; needs root or sudo)
 DEB_PACKAGES ?=
+# Debian's Orthanc unpacked (apt-get download + dpkg -x, not installed): the de-identification test's oracle
+ORTHANC_DIR ?= .cache/orthanc
 
-.PHONY: demo test test-fast install sysdeps clean
+.PHONY: demo test test-fast install sysdeps orthanc clean
 
 demo: $(STAMP)
 	$(VENV)/bin/p2med demo --out $(DEMO_OUT)
 
-test: $(STAMP) sysdeps
+test: $(STAMP) sysdeps orthanc
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
@@ -35,5 +37,8 @@ sysdeps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
+orthanc:
+	sh tests/fetch_orthanc.sh $(ORTHANC_DIR)
+
 clean:
-	rm -rf $(VENV) runs build src/*.egg-info
+	rm -rf $(VENV) runs build src/*.egg-info .cache

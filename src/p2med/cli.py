@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("p2med.importers.cli", "convert a public dataset (IMCS-21, IU X-ray, Kermany, DICOM, ...) "
                                       "into an export"),
     "validate": ("p2med.export.cli", "check an export against the schema, one line per problem"),
+    "deid": ("p2med.deid.cli", "de-identify an export (DICOM + Chinese text) with a key; --verify scans for leaks"),
+    "ingest": ("p2med.imaging.cli", "turn every radiology exam of an export into model-ready arrays (a cache)"),
     "build": ("p2med.curate.cli", "export + ingest cache -> training stages 1-3 and the benchmark"),
     "review": ("p2med.curate.review_cli", "apply the specialists' verdicts to the benchmark"),
     "eval": ("p2med.eval.cli", "score a model on the six-task benchmark: judge, clinical and NLG metrics, report"),
@@ -46,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:                      # key=value overrides may also follow the options (argparse stops at them)
+        if not hasattr(args, "overrides") or any("=" not in e or e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = list(args.overrides or []) + extra
     if not args.command:
         parser.print_help()
         return 2

@@ -16,8 +16,13 @@ from typing import IO, Any, Iterator
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
-    """Open a temp file beside ``path``; on clean exit fsync it and rename it onto ``path``."""
+def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None,
+                fsync: bool = True) -> Iterator[IO]:
+    """Open a temp file beside ``path``; on clean exit fsync it and rename it onto ``path``.
+
+    ``fsync=False`` keeps readers from ever seeing a partial file but leaves durability to the caller (who
+    fsyncs the file later, e.g. in batches, before recording it as done).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -25,7 +30,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None 
         with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
