@@ -19,6 +19,7 @@ from .common.errors import P2MedError
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("p2med.synth.cli", "write a synthetic hospital export with planted findings and PHI"),
     "validate": ("p2med.export.cli", "check an export against the schema, one line per problem"),
+    "model-info": ("p2med.model.cli", "count a model config's parameters exactly (meta device), e.g. --preset paper"),
     "demo": ("p2med.demo", "run the pipeline end to end on the embedded synthetic hospital"),
 }
 
