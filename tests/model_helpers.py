@@ -1,7 +1,9 @@
 """Tiny models built in code for the model tests (random weights, no downloads), and synthetic image items.
 
 ``mini_config()`` is far smaller than the tiny preset so each test builds a model in well under a second;
-``mini_tokenizer()`` is a byte-level BPE trained once on synthetic reports.
+``mini_tokenizer()`` is a byte-level BPE trained once on synthetic reports. ``one_thread`` runs a test with one
+torch thread: these models are too small for intra-op parallelism, and on a machine shared with other work two
+spinning threads made them 5x slower.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import pytest
 import torch
 
 from p2med.model.config import (LLMConfig, LoraConfig, ModelConfig, PerceiverConfig, TokenizerConfig,
@@ -20,6 +23,14 @@ VISION = {"image_size": 28, "patch_size": 7, "hidden_size": 32, "intermediate_si
           "num_attention_heads": 2}
 LLM = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 2048}
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def mini_config(**trainable: str) -> ModelConfig:

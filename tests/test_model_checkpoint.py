@@ -8,7 +8,8 @@ import re
 
 import pytest
 import torch
-from model_helpers import LLM, VISION, conversation, mini_config, mini_model, mini_tokenizer, randomize_lora
+from model_helpers import (LLM, VISION, conversation, mini_config, mini_model, mini_tokenizer,  # noqa: F401
+                           one_thread, randomize_lora)
 
 from p2med.cli import main
 from p2med.common.errors import P2MedError
@@ -16,6 +17,8 @@ from p2med.config import load_config
 from p2med.model.build import build_model, count_parameters
 from p2med.model.checkpoint import load_checkpoint, save_checkpoint
 from p2med.model.config import ModelConfig, preset_path
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _logits(model, processor, conv):

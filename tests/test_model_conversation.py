@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_helpers import conversation, image, mini_model, mini_tokenizer
+from model_helpers import conversation, image, mini_model, mini_tokenizer, one_thread  # noqa: F401 (fixture)
 
 from p2med.common.errors import P2MedError
 from p2med.model.config import ConversationConfig
@@ -14,6 +14,8 @@ from p2med.model.conversation import IGNORE, encode_conversation, homogeneous_ba
 TURNS = [{"human": "[图像] <image> 请写报告", "assistant": "右肺下野斑片影。"},
          {"human": "复查 <image> <image> 与前片比较", "assistant": "较前吸收好转。"},
          {"human": "只有文字", "assistant": "心肺膈未见明显异常。"}]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _runs(mask: list[bool]) -> list[tuple[int, int]]:

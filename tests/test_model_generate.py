@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_helpers import conversation, image, mini_model, randomize_lora
+from model_helpers import conversation, image, mini_model, randomize_lora, one_thread  # noqa: F401 (fixture)
 
 from p2med.model.generate import GenerationConfig, generate, generate_ids, stream
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,14 @@ import logging
 import numpy as np
 import pytest
 import torch
-from model_helpers import conversation, image, mini_model
+from model_helpers import conversation, image, mini_model, one_thread  # noqa: F401 (fixture)
 
 from p2med.common.errors import P2MedError
 from p2med.model.config import PerceiverConfig
 from p2med.model.perceiver import PerceiverResampler
 from p2med.model.processor import ImageItem
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _perceiver(seed: int = 0) -> PerceiverResampler:

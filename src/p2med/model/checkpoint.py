@@ -114,7 +114,6 @@ def load_checkpoint(folder: str | os.PathLike) -> tuple[Any, Any, Any]:
     tokenizer = load_tokenizer(folder / "tokenizer", f"{folder}/tokenizer")
     stored = {part: str(folder / sub) for part, sub in meta.get("stored", {}).items()}
     model, processor, tokenizer = build_parts(cfg, tokenizer, stored)
-    model.stored_parts = set(stored)
     for part, sub in meta.get("adapters", {}).items():
         attr, inner = PARTS[part]
         setattr(getattr(model, attr), inner, load_lora(_hf(model, part), folder / sub))

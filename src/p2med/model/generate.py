@@ -79,8 +79,8 @@ def generate_ids(model: P2MedModel, batch: dict[str, torch.Tensor], cfg: Generat
         visual = model.visual_tokens(batch.get("pixel_values"), batch.get("image_features"), batch.get("slice_mask"))
         x = model.embed(batch["input_ids"], batch["image_mask"], visual)   # [B, T, D]
         mask = batch["attention_mask"]                                     # [B, T]
-        gen = torch.Generator().manual_seed(cfg.seed)
-        done = torch.zeros(x.shape[0], dtype=torch.bool)
+        gen = torch.Generator(device=x.device).manual_seed(cfg.seed)
+        done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         cache, new = None, x
         for _ in range(cfg.max_new_tokens):
             logits, cache = model.llm(new if cfg.use_cache else x, mask, past_key_values=cache,
@@ -95,9 +95,10 @@ def generate_ids(model: P2MedModel, batch: dict[str, torch.Tensor], cfg: Generat
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
 
 
-def _batch(processor: P2MedProcessor, conversations: Sequence[dict]) -> dict[str, torch.Tensor]:
+def _batch(model: P2MedModel, processor: P2MedProcessor, conversations: Sequence[dict]) -> dict[str, torch.Tensor]:
     samples = [processor.encode(c["turns"], c.get("images", ()), c.get("lang", "zh")) for c in conversations]
-    return processor.collate(samples, padding_side="left")
+    device = next(model.parameters()).device
+    return {k: v.to(device) for k, v in processor.collate(samples, padding_side="left").items()}
 
 
 def generate(model: P2MedModel, processor: P2MedProcessor, conversations: Sequence[dict],
@@ -107,7 +108,7 @@ def generate(model: P2MedModel, processor: P2MedProcessor, conversations: Sequen
     tok = processor.tokenizer
     rows: list[list[int]] = [[] for _ in conversations]
     finished = [False] * len(conversations)
-    for step in generate_ids(model, _batch(processor, conversations), cfg, tok.eos_token_id):
+    for step in generate_ids(model, _batch(model, processor, conversations), cfg, tok.eos_token_id):
         for b, t in enumerate(step.tolist()):
             finished[b] = finished[b] or t == tok.eos_token_id
             if not finished[b]:
@@ -123,7 +124,7 @@ def stream(model: P2MedModel, processor: P2MedProcessor, conversation: dict,
     tok: Any = processor.tokenizer
     ids: list[int] = []
     sent = 0
-    for step in generate_ids(model, _batch(processor, [conversation]), cfg, tok.eos_token_id):
+    for step in generate_ids(model, _batch(model, processor, [conversation]), cfg, tok.eos_token_id):
         t = int(step[0])
         if t == tok.eos_token_id:
             break

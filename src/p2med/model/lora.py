@@ -52,7 +52,8 @@ def save_lora(model: nn.Module, folder: str | Path, base_reference: str) -> None
     would otherwise be an absolute path, and checkpoints hold none)."""
     for config in model.peft_config.values():
         config.base_model_name_or_path = base_reference
-    model.save_pretrained(str(folder))
+    # LoRA never targets the embeddings and P2Med never resizes the vocabulary; "auto" would look the base up
+    model.save_pretrained(str(folder), save_embedding_layers=False)
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
