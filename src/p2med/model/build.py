@@ -121,7 +121,8 @@ def count_parameters(cfg: ModelConfig) -> dict[str, Any]:
             hf_v = tower_class(v.class_name).config_class.from_pretrained(v.path).to_dict()
             sources["vision"] = f"{v.path}/config.json"
         else:
-            sources["vision"] = "vision.hf_config" + (f" (weights expected at {v.path})" if v.path else "")
+            sources["vision"] = "vision.hf_config" + (f" (weights expected at {v.path})" if v.path
+                                                      else " (random weights, stored in checkpoints)")
         _need(hf_v, "vision.hf_config", v.path)
         vision = VisionEncoder.from_config(v.class_name, hf_v, v.feature_layer, v.use_cls)
         m = cfg.llm
@@ -132,7 +133,8 @@ def count_parameters(cfg: ModelConfig) -> dict[str, Any]:
             hf_m = AutoConfig.from_pretrained(m.path).to_dict()
             sources["llm"] = f"{m.path}/config.json"
         else:
-            sources["llm"] = "llm.hf_config" + (f" (weights expected at {m.path})" if m.path else "")
+            sources["llm"] = "llm.hf_config" + (f" (weights expected at {m.path})" if m.path
+                                                else " (random weights, stored in checkpoints)")
         _need(hf_m, "llm.hf_config", m.path)
         vocab = hf_m.pop("vocab_size", None) or cfg.tokenizer.vocab_size
         llm = LanguageModel.from_config(hf_m, vocab, None, m.attn_implementation)
