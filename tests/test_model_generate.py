@@ -7,7 +7,7 @@ import pytest
 import torch
 from model_helpers import conversation, image, mini_model, randomize_lora, one_thread  # noqa: F401 (fixture)
 
-from p2med.model.generate import GenerationConfig, generate, generate_ids, stream
+from p2med.model.generate import GenerationConfig, generate, generate_ids, stream, text_pieces
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -58,7 +58,19 @@ def test_stream_pieces_concatenate_to_the_answer(mini):
     conv = CONVERSATIONS[1]
     pieces = list(stream(model, processor, conv, cfg))
     assert "".join(pieces) == generate(model, processor, [conv], cfg)[0]
-    assert all(pieces) and "\ufffd" not in "".join(pieces[:-1])
+    assert all(pieces) and not any(p.endswith("\ufffd") for p in pieces[:-1])
+
+
+def test_pieces_hold_back_a_character_split_over_byte_tokens(mini):
+    _, processor, tok = mini
+    byte_ids = tok.encode("鑫", add_special_tokens=False)  # never seen in training: one token per UTF-8 byte
+    assert len(byte_ids) == 3
+    head = tok.encode("肺", add_special_tokens=False)
+    pieces = list(text_pieces(tok, head + byte_ids + head + [tok.eos_token_id] + head))
+    assert pieces == ["肺", "鑫", "肺"]
+    # bytes that never complete a character come out once, at the end, as decode gives them
+    pieces = list(text_pieces(tok, head + byte_ids[:2]))
+    assert "".join(pieces) == tok.decode(head + byte_ids[:2]) and pieces[0] == "肺"
 
 
 def test_generation_stops_at_eos(mini):

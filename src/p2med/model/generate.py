@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 
@@ -118,14 +118,21 @@ def generate(model: P2MedModel, processor: P2MedProcessor, conversations: Sequen
 
 def stream(model: P2MedModel, processor: P2MedProcessor, conversation: dict,
            cfg: GenerationConfig | None = None) -> Iterator[str]:
-    """Text pieces of one answer as they are decoded; their concatenation is ``generate``'s text. A piece is
-    held back while it ends inside a multi-byte character."""
+    """Text pieces of one answer as they are decoded; their concatenation is ``generate``'s text."""
     cfg = cfg or GenerationConfig()
     tok: Any = processor.tokenizer
+    steps = (int(step[0]) for step in generate_ids(model, _batch(model, processor, [conversation]), cfg,
+                                                    tok.eos_token_id))
+    yield from text_pieces(tok, steps)
+
+
+def text_pieces(tok: Any, token_ids: Iterable[int]) -> Iterator[str]:
+    """Decode token ids incrementally up to the EOS token. A piece is held back while the text ends inside a
+    multi-byte character (decoded as U+FFFD); bytes that never complete one are given at the end, as
+    ``decode`` gives them."""
     ids: list[int] = []
     sent = 0
-    for step in generate_ids(model, _batch(model, processor, [conversation]), cfg, tok.eos_token_id):
-        t = int(step[0])
+    for t in token_ids:
         if t == tok.eos_token_id:
             break
         ids.append(t)
