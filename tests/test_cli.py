@@ -10,11 +10,12 @@ import pytest
 
 from p2med.cli import COMMANDS, main
 from p2med.config import load_config
+from p2med.curate.dedup import DedupConfig
 from p2med.synth.config import SynthConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 # config folder -> the dataclass its files configure
-CONFIG_CLASSES = {"synth": SynthConfig}
+CONFIG_CLASSES = {"synth": SynthConfig, "dedup": DedupConfig}
 
 
 def test_top_level_help_lists_every_command():

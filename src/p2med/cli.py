@@ -19,6 +19,7 @@ from .common.errors import P2MedError
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("p2med.synth.cli", "write a synthetic hospital export with planted findings and PHI"),
     "validate": ("p2med.export.cli", "check an export against the schema, one line per problem"),
+    "dedup": ("p2med.curate.dedup_cli", "near-duplicate clusters of text records (MinHash + LSH + exact Jaccard)"),
     "demo": ("p2med.demo", "run the pipeline end to end on the embedded synthetic hospital"),
 }
 
@@ -39,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:   # key=value overrides after the options (argparse leaves them over once a positional is filled)
+        if not hasattr(args, "overrides") or any("=" not in e or e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = list(args.overrides or []) + extra
     if not args.command:
         parser.print_help()
         return 2

@@ -1,0 +1,1 @@
+"""Curation: turns an export into training sets and the benchmark (near-deduplication first)."""
