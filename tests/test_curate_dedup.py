@@ -190,6 +190,9 @@ def test_normalise_and_exact_jaccard_match_python_sets(texts):
     got = jaccard(values, offsets, pairs)
     want = [len(sets[a] & sets[b]) / len(sets[a] | sets[b]) if sets[a] | sets[b] else 1.0 for a, b in pairs]
     assert np.allclose(got, want, atol=0, rtol=0)
+    for bits in (48, 60):                  # truncated values (the in-memory 16-bit copy and cruder) bound it
+        truncated = (values >> np.uint64(bits)).astype(np.uint16)
+        assert np.all(jaccard(truncated, offsets, pairs) >= got)
 
 
 def test_sketch_threshold_is_the_binomial_quantile():

@@ -30,7 +30,7 @@ from ..common.errors import P2MedError
 from ..config import check
 from .lsh import bucket_pairs, colliding_pairs, buckets, min_agreement, pair_codes, sketch_filter
 from .minhash import Permutations, band_keys, fmix64, ngram_sets, normalise, signatures, sketch_planes
-from .verify import SetStore, UnionFind, jaccard
+from .verify import SetStore, UnionFind, _ranges, jaccard
 
 
 @dataclass
@@ -44,8 +44,8 @@ class DedupConfig:
     sketch_bits: int = 2            # low bits per slot compared before exact Jaccard; 0 = hand on every pair
     sketch_slots: int = 256         # signature slots the sketch test compares (a multiple of 64)
     sketch_miss: float = 1e-6       # chance that the sketch test drops a pair at exactly J = threshold
-    max_bucket: int = 256           # larger buckets pair each member with anchors only; 0 = no limit
-    anchors: int = 32               # anchor members of such a bucket
+    max_bucket: int = 64            # larger buckets pair each member with anchors only; 0 = no limit
+    anchors: int = 16               # anchor members of such a bucket
     seed: int = 0                   # seed of the permutations
     workers: int = 2                # processes (1: everything in this process)
     shard_records: int = 8192       # records hashed per task
@@ -151,7 +151,7 @@ def _canonical(ids: list[str], index: dict, store: SetStore) -> np.ndarray:
     order = np.array(sorted(range(len(valid)), key=lambda k: ids[valid[k]]), np.int64)
     index["keys"], index["planes"] = index["keys"][:, order], index["planes"][:, :, order]
     index["sizes"], index["rank"] = index["sizes"][order], index["rank"][order]
-    store.shard, store.start, store.size = store.shard[order], store.start[order], store.size[order]
+    store.reorder(order)
     return valid[order]
 
 
@@ -189,7 +189,7 @@ def _hash_all(records, cfg: DedupConfig, store: SetStore, progress: bool) -> tup
     bar = tqdm(desc="dedup: hash", unit=" records", disable=not progress, mininterval=2)
 
     def take(part: dict) -> None:
-        store.add(len(parts), part.pop("offsets"))
+        store.add(part.pop("offsets"), part.pop("high"))
         parts.append(part)
         bar.update(len(part["ok"]))
 
@@ -224,18 +224,17 @@ def _hash_shard(task: tuple) -> dict:
     sizes = np.diff(offsets)
     ok = sizes >= cfg.min_ngrams
     sel = np.flatnonzero(ok)
-    starts = offsets[sel]
-    firsts = np.cumsum(sizes[sel]) - sizes[sel]
-    values = values[np.repeat(starts - firsts, sizes[sel]) + np.arange(int(sizes[sel].sum()))]
-    offsets = np.concatenate(([0], np.cumsum(sizes[sel])))
-    SetStore(folder).write(shard, values)
+    if len(sel) < len(texts):                                    # keep the sets of the long-enough records
+        values = values[_ranges(offsets[sel], sizes[sel])]
+        offsets = np.concatenate(([0], np.cumsum(sizes[sel])))
+    high = SetStore(folder).write(shard, values)
     sig = signatures(values, offsets, Permutations.make(cfg.permutations, cfg.seed))   # [n, K]
     if cfg.sketch_bits:
         planes = sketch_planes(sig[:, :cfg.sketch_slots], cfg.sketch_bits).transpose(0, 2, 1)   # [bits, W, n]
     else:
         planes = np.zeros((1, cfg.sketch_slots // 64, len(sel)), np.uint64)
     rank = fmix64((sig[:, 0].astype(np.uint64) << np.uint64(32)) | sig[:, 1])
-    return {"ok": ok, "sizes": sizes[sel], "offsets": offsets, "rank": rank,
+    return {"ok": ok, "sizes": sizes[sel], "offsets": offsets, "high": high, "rank": rank,
             "keys": np.ascontiguousarray(band_keys(sig, cfg.bands, cfg.rows, cfg.seed).T),   # [bands, n]
             "planes": np.ascontiguousarray(planes)}
 
@@ -283,6 +282,9 @@ def _band_task(band: int) -> tuple[np.ndarray, int, int]:
 
 # -- phase 3: exact Jaccard of the candidates (workers), union-find (main) ------------------------------------
 def _verify(pool, codes: np.ndarray, n: int, cfg: DedupConfig, stats: DedupStats):
+    """Rounds of candidates: drop pairs already joined, bound their Jaccard on the in-memory 16-bit sets
+    (workers), compute it exactly from the full sets for the pairs that may reach the threshold (here)."""
+    store = _SHARED["store"]
     uf = UnionFind(n)
     pairs = np.stack([codes // n, codes % n], axis=1)
     edges, scores = [], []
@@ -292,21 +294,23 @@ def _verify(pool, codes: np.ndarray, n: int, cfg: DedupConfig, stats: DedupStats
         chunk = chunk[~uf.connected(chunk)]                       # already one cluster: nothing to learn
         stats.jaccard_checks += len(chunk)
         tasks = [chunk[k:k + cfg.verify_batch] for k in range(0, len(chunk), cfg.verify_batch)]
-        for found, j in pool.imap_unordered(_verify_task, tasks):
-            uf.union(found)
-            edges.append(found)
-            scores.append(j)
+        maybe = list(pool.imap_unordered(_bound_task, tasks))
+        maybe = np.concatenate(maybe) if maybe else np.empty((0, 2), np.int64)
+        if len(maybe):
+            records, inverse = np.unique(maybe, return_inverse=True)
+            j = jaccard(*store.gather(records, full=True), inverse.reshape(-1, 2))
+            ok = j >= cfg.threshold
+            uf.union(maybe[ok])
+            edges.append(maybe[ok])
+            scores.append(j[ok])
     edges = np.concatenate(edges) if edges else np.empty((0, 2), np.int64)
     scores = np.concatenate(scores) if scores else np.empty(0)
     order = np.lexsort((edges[:, 1], edges[:, 0])) if len(edges) else np.empty(0, np.int64)
     return edges[order], scores[order], uf
 
 
-def _verify_task(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    store, cfg = _SHARED["store"], _SHARED["cfg"]
+def _bound_task(pairs: np.ndarray) -> np.ndarray:
+    """The pairs whose Jaccard on 16-bit values (an upper bound) reaches the threshold."""
     records, inverse = np.unique(pairs, return_inverse=True)
-    values, offsets = store.gather(records)
-    j = jaccard(values, offsets, inverse.reshape(-1, 2), cfg.threshold)
-    ok = j >= cfg.threshold
-    return pairs[ok], j[ok]
-
+    values, offsets = _SHARED["store"].gather(records, full=False)
+    return pairs[jaccard(values, offsets, inverse.reshape(-1, 2)) >= _SHARED["cfg"].threshold]

@@ -30,8 +30,8 @@ import math
 
 import numpy as np
 
-SMALL = 16          # buckets up to this size are grouped by exact size, larger ones padded by up to 25%
-CELL = 1 << 15      # member pairs per vector block (keeps the working arrays in cache)
+DIAGONAL = 24       # buckets up to this size are compared diagonal by diagonal, larger ones as dense blocks
+CELL = 1 << 15      # member pairs per dense block (keeps the working arrays in cache)
 
 
 def collision_probability(j: float, bands: int, rows: int) -> float:
@@ -73,7 +73,7 @@ def colliding_pairs(sizes: np.ndarray) -> int:
 
 
 def bucket_pairs(keys: np.ndarray, sketch: np.ndarray | None, rank: np.ndarray, max_disagree: int | None,
-                 max_bucket: int = 256, anchors: int = 32) -> np.ndarray:
+                 max_bucket: int = 64, anchors: int = 16) -> np.ndarray:
     """Pairs (i < j, possibly repeated) sharing a bucket of this band that pass the 1-bit sketch test.
 
     ``keys`` uint64 [N] one band's keys; ``sketch`` uint64 [words, N] bit 0 of every slot (None: no test);
@@ -87,26 +87,17 @@ def bucket_pairs(keys: np.ndarray, sketch: np.ndarray | None, rank: np.ndarray, 
     starts, sizes = starts[~giant], sizes[~giant]
     if sketch is None or max_disagree is None:
         found.append(_all_pairs(order, starts, sizes))
-    elif len(sizes):
-        ladder = _ladder(int(sizes.max()))
-        padded = ladder[np.searchsorted(ladder, sizes)]
-        for m in np.unique(padded).tolist():
-            sel = np.flatnonzero(padded == m)
-            col = np.arange(m)
-            valid = col[None, :] < sizes[sel, None]              # [B, m] padding is invalid
-            pos = np.minimum(starts[sel, None] + col[None, :], len(order) - 1)
-            found.extend(_bucket_block(np.where(valid, order[pos], -1), valid, sketch, max_disagree))
+    else:
+        for m in np.unique(sizes).tolist():                   # buckets of one size at a time
+            sel = starts[sizes == m]
+            members = order[sel[:, None] + np.arange(m)]          # [B, m] record indices
+            local = sketch[:, members]                            # [words, B, m]
+            found.extend(_diagonals(members, local, max_disagree) if m <= DIAGONAL else
+                         _dense(members, local, max_disagree))
     if not found:
         return np.empty((0, 2), np.int64)
     pairs = np.concatenate(found)
     return np.stack([pairs.min(axis=1), pairs.max(axis=1)], axis=1)
-
-
-def _ladder(largest: int) -> np.ndarray:
-    sizes = list(range(2, SMALL + 1))
-    while sizes[-1] < largest:
-        sizes.append(math.ceil(sizes[-1] * 1.25))
-    return np.array(sizes)
 
 
 def _disagree(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -117,22 +108,30 @@ def _disagree(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return dis
 
 
-def _bucket_block(members: np.ndarray, valid: np.ndarray, sketch: np.ndarray, max_disagree: int) -> list:
-    """[B, m] buckets of one padded size: their sketches copied into a small local array, then every member
-    pair (r < c) of every bucket compared as one long vector."""
+def _diagonals(members: np.ndarray, local: np.ndarray, max_disagree: int) -> list:
+    """Many small buckets of size m: member r against member r + d of every bucket, one d at a time
+    (contiguous slices, no gathers; m - 1 steps)."""
+    m = members.shape[1]
+    out = []
+    for d in range(1, m):
+        b, r = np.nonzero(_disagree(local[:, :, :m - d], local[:, :, d:]) <= max_disagree)   # [B, m - d]
+        if len(b):
+            out.append(np.stack([members[b, r], members[b, r + d]], axis=1))
+    return out
+
+
+def _dense(members: np.ndarray, local: np.ndarray, max_disagree: int) -> list:
+    """Larger buckets: all members against all as [b, m, m] blocks (twice the pairs, no gathers)."""
     n_buckets, m = members.shape
-    local = sketch[:, np.where(valid, members, 0)].reshape(sketch.shape[0], n_buckets * m)   # [words, B*m]
-    flat_members, flat_valid = members.ravel(), valid.ravel()
-    rows, cols = np.triu_indices(m, 1)                            # [T] member pairs of one bucket
-    per = max(1, CELL // len(rows))                               # buckets per block
+    upper = np.triu(np.ones((m, m), bool), 1)
+    per = max(1, CELL // (m * m))
     out = []
     for b0 in range(0, n_buckets, per):
-        base = (np.arange(b0, min(b0 + per, n_buckets)) * m)[:, None]
-        left, right = (base + rows).ravel(), (base + cols).ravel()   # [b*T] positions in ``local``
-        dis = _disagree(local[:, left], local[:, right])
-        k = np.flatnonzero((dis <= max_disagree) & flat_valid[left] & flat_valid[right])
-        if len(k):
-            out.append(np.stack([flat_members[left[k]], flat_members[right[k]]], axis=1))
+        blk = local[:, b0:b0 + per]
+        ok = _disagree(blk[:, :, :, None], blk[:, :, None, :]) <= max_disagree   # [b, m, m]
+        b, r, c = np.nonzero(ok & upper)
+        if len(b):
+            out.append(np.stack([members[b0 + b, r], members[b0 + b, c]], axis=1))
     return out
 
 
