@@ -3,9 +3,10 @@
 Records stream in as (id, text) pairs, the text being all sections of a record concatenated. Shards of
 ``shard_records`` records go to ``workers`` processes, which normalise (NFKC, whitespace removed), cut
 character n-grams, drop records with fewer than ``min_ngrams`` distinct n-grams (``too_short``), write the
-n-gram sets to a scratch folder and send back only band keys and sketches (about 320 bytes a record). Then
-per band the LSH buckets hand on pairs (``lsh.py``), every one of which is checked by exact Jaccard
-(``verify.py``); pairs at or above ``threshold`` are joined by union-find into clusters.
+n-gram sets to a scratch folder and send back band keys, sketches and 16-bit copies of the sets (about 400
+bytes a record plus 2 bytes an n-gram). Then per band the LSH buckets hand on pairs (``lsh.py``), every one
+of which is checked by exact Jaccard (``verify.py``); pairs at or above ``threshold`` are joined by
+union-find into clusters.
 
 Kept record of a cluster: the member with the most distinct n-grams (the most complete text), ties broken by
 the smallest id (Python string order). Once hashed, records are indexed in id order, so everything (clusters,
@@ -41,7 +42,7 @@ class DedupConfig:
     permutations: int = 256         # MinHash signature length
     bands: int = 32                 # LSH bands (bands * rows <= permutations)
     rows: int = 8                   # signature values per band
-    sketch_bits: int = 2            # low bits per slot compared before exact Jaccard; 0 = hand on every pair
+    sketch_bits: int = 4            # low bits per slot compared before exact Jaccard; 0 = hand on every pair
     sketch_slots: int = 256         # signature slots the sketch test compares (a multiple of 64)
     sketch_miss: float = 1e-6       # chance that the sketch test drops a pair at exactly J = threshold
     max_bucket: int = 64            # larger buckets pair each member with anchors only; 0 = no limit

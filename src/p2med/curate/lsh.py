@@ -13,7 +13,7 @@ thousands of records whose eight minima are all template n-grams). Two measures 
 - Sketch test. A colliding pair is handed on only when bit 0 of its signature values (``sketch_planes``)
   agrees in enough slots: a slot agrees with probability p(J) = J + (1 - J) / 2; ``min_agreement`` takes the
   binomial quantile at J = threshold so a pair at exactly the threshold is dropped with probability at most
-  ``miss`` (more similar pairs less often). ``sketch_filter`` then applies the same test to 2 bits per slot.
+  ``miss`` (more similar pairs less often). ``sketch_filter`` then applies the same test to 4 bits per slot.
 - Giant buckets. A bucket of more than ``max_bucket`` records is not expanded into all its pairs: each member
   is paired with the bucket's ``anchors`` members of smallest content rank (a hash of the signature, so the
   choice does not depend on input order). A flood of near-copies still links up through the anchors; a true
