@@ -121,14 +121,16 @@ def dedup(records: Iterable[tuple[str, str]], cfg: DedupConfig, progress: bool =
                 slots = cfg.sketch_slots
                 _SHARED["max1"] = slots - min_agreement(slots, 1, cfg.threshold, cfg.sketch_miss / 2)
                 _SHARED["max2"] = slots - min_agreement(slots, cfg.sketch_bits, cfg.threshold, cfg.sketch_miss / 2)
-            with _pool(cfg.workers) as pool:
-                t = time.perf_counter()
-                candidates = _candidates(pool, cfg, stats)
-                stats.seconds["lsh"] = time.perf_counter() - t
-                t = time.perf_counter()
-                edges, scores, uf = _verify(pool, candidates, len(valid), cfg, stats)
-                stats.seconds["verify"] = time.perf_counter() - t
-            _SHARED.clear()
+            try:
+                with _pool(cfg.workers) as pool:
+                    t = time.perf_counter()
+                    candidates = _candidates(pool, cfg, stats)
+                    stats.seconds["lsh"] = time.perf_counter() - t
+                    t = time.perf_counter()
+                    edges, scores, uf = _verify(pool, candidates, len(valid), cfg, stats)
+                    stats.seconds["verify"] = time.perf_counter() - t
+            finally:
+                _SHARED.clear()
     sizes = index["sizes"]
     clusters, dropped = [], []
     if len(edges):

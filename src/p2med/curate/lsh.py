@@ -7,8 +7,8 @@ at least one with 1 - (1 - J**rows)**bands (0.9997 at J = 0.85 for 32 x 8).
 
 Template-heavy text defeats the plain scheme: every outpatient record of a disease shares its examination
 sentences, so buckets fill with moderately similar records (J 0.4-0.65) whose pairs grow with the square of
-the corpus (about 750 million colliding pairs at 684,758 synthetic records, 40% of them in a few buckets of
-thousands of records whose eight minima are all template n-grams). Two measures keep the work linear:
+the corpus (641 million colliding pairs among 684,758 synthetic records, most of them in buckets of hundreds
+to thousands of records whose eight minima are all template n-grams). Two measures keep the work near-linear:
 
 - Sketch test. A colliding pair is handed on only when bit 0 of its signature values (``sketch_planes``)
   agrees in enough slots: a slot agrees with probability p(J) = J + (1 - J) / 2; ``min_agreement`` takes the
