@@ -1,7 +1,7 @@
 """Benchmark: our near-deduplication (vectorised MinHash + banded LSH + exact Jaccard) against datasketch.
 
     PYTHONPATH=src python bench/dedup.py                 # 50,000 records both ways, then 684,758 ours alone
-    PYTHONPATH=src python bench/dedup.py --scale 0       # skip the large run
+    PYTHONPATH=src python bench/dedup.py --scale 0       # skip the large run (--small 0: skip the comparison)
 
 The corpus (``bench/dedup_corpus.py``, cached in the temp folder) is synthetic-hospital outpatient text: 3% of
 the records have a planted copy at Jaccard 0.85-1.0, 3% a hard negative at 0.6-0.84, and the templates make
@@ -192,20 +192,10 @@ def show(name: str, r: dict, q: dict | None) -> None:
               f"{q['candidate_precision']:.4f}")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--small", type=int, default=50_000, help="records compared with datasketch")
-    ap.add_argument("--scale", type=int, default=684_758, help="records for ours alone (0: skip)")
-    ap.add_argument("--run", choices=["ours", "datasketch"], help=argparse.SUPPRESS)
-    ap.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
-    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.run:                                      # subprocess mode
-        fn = run_ours if args.run == "ours" else run_datasketch
-        args.result.write_text(json.dumps(fn(args.corpus), ensure_ascii=False))
-        return
-    small, small_truth = corpus(args.small, seed=1)
-    print(f"corpus: {small} ({args.small:,} records)")
+def compare(n: int) -> dict:
+    """Ours and datasketch on the same n-record corpus; returns their JSON figures."""
+    small, small_truth = corpus(n, seed=1)
+    print(f"corpus: {small} ({n:,} records)")
     texts = dict(read_corpus(small))
     ours = measure("ours", small)
     q_ours = quality(ours, small, small_truth, texts)
@@ -220,11 +210,29 @@ def main() -> None:
     print(f"MinHash + LSH alone (reading, hashing, bucketing; no exact Jaccard): ours "
           f"{ours['records'] / ours['engine_seconds']:,.0f} records/s, datasketch "
           f"{ds['records'] / ds['engine_seconds']:,.0f} records/s, ratio {engine:.1f}x")
-    summary = {"ours_records_per_s": round(ours["records"] / ours["seconds"], 1),
-               "datasketch_records_per_s": round(ds["records"] / ds["seconds"], 1), "ratio": round(ratio, 2),
-               "ours_precision": round(q_ours["precision"], 6), "ours_recall": round(q_ours["recall"], 6),
-               "datasketch_precision": round(q_ds["precision"], 6), "datasketch_recall": round(q_ds["recall"], 6),
-               "scale_records": 0, "scale_seconds": None, "scale_peak_rss_gib": None}
+    return {"ours_records_per_s": round(ours["records"] / ours["seconds"], 1),
+            "datasketch_records_per_s": round(ds["records"] / ds["seconds"], 1), "ratio": round(ratio, 2),
+            "ours_precision": round(q_ours["precision"], 6), "ours_recall": round(q_ours["recall"], 6),
+            "datasketch_precision": round(q_ds["precision"], 6), "datasketch_recall": round(q_ds["recall"], 6)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--small", type=int, default=50_000, help="records compared with datasketch (0: skip)")
+    ap.add_argument("--scale", type=int, default=684_758, help="records for ours alone (0: skip)")
+    ap.add_argument("--run", choices=["ours", "datasketch"], help=argparse.SUPPRESS)
+    ap.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.run:                                      # subprocess mode
+        fn = run_ours if args.run == "ours" else run_datasketch
+        args.result.write_text(json.dumps(fn(args.corpus), ensure_ascii=False))
+        return
+    summary = dict.fromkeys(("ours_records_per_s", "datasketch_records_per_s", "ratio", "ours_precision",
+                             "ours_recall", "datasketch_precision", "datasketch_recall"))
+    summary.update(scale_records=0, scale_seconds=None, scale_peak_rss_gib=None)
+    if args.small:
+        summary.update(compare(args.small))
     if args.scale:
         big, big_truth = corpus(args.scale, seed=2)
         print(f"corpus: {big} ({args.scale:,} records)")
