@@ -73,8 +73,8 @@ def check_against_exact(result, records, threshold=0.85, min_recall=0.98):
 
 @pytest.fixture(scope="module")
 def outpatient_corpus() -> list[tuple[str, str]]:
-    """~300 synthetic outpatient records: 120 planned, copies at J 0.85-1.0, hard negatives at 0.6-0.84,
-    exact copies with extra spaces and full-width digits, and too-short ones."""
+    """The outpatient records of 60 planned patients; copies of 90 of them at J 0.85-1.0, 0.6-0.84 (hard
+    negatives) and 0.88-0.97; a copy that differs only in spacing; two too-short records."""
     cfg = SynthConfig(patients=60, seed=11)
     planner = _Planner(cfg)
     rows = [r for i in range(cfg.patients) for r in planner.patient(i).records if r["task"] == "outpatient"]

@@ -3,8 +3,8 @@
 Records stream in as (id, text) pairs, the text being all sections of a record concatenated. Shards of
 ``shard_records`` records go to ``workers`` processes, which normalise (NFKC, whitespace removed), cut
 character n-grams, drop records with fewer than ``min_ngrams`` distinct n-grams (``too_short``), write the
-n-gram sets to a scratch folder and send back band keys, sketches and 16-bit copies of the sets (about 400
-bytes a record plus 2 bytes an n-gram). Then per band the LSH buckets hand on pairs (``lsh.py``), every one
+normalised texts to a scratch folder and send back band keys, sketches and 16-bit copies of the sets (about
+400 bytes a record plus 2 bytes an n-gram). Then per band the LSH buckets hand on pairs (``lsh.py``), every one
 of which is checked by exact Jaccard (``verify.py``); pairs at or above ``threshold`` are joined by
 union-find into clusters.
 
@@ -108,7 +108,7 @@ def dedup(records: Iterable[tuple[str, str]], cfg: DedupConfig, progress: bool =
     start = time.perf_counter()
     stats = DedupStats()
     with tempfile.TemporaryDirectory(prefix="p2med-dedup-") as scratch:
-        store = SetStore(scratch)
+        store = SetStore(scratch, cfg.ngram)
         ids, index = _hash_all(records, cfg, store, progress)
         store.freeze()
         stats.records, stats.too_short = len(ids), int((~index["ok"]).sum())
@@ -192,7 +192,7 @@ def _hash_all(records, cfg: DedupConfig, store: SetStore, progress: bool) -> tup
     bar = tqdm(desc="dedup: hash", unit=" records", disable=not progress, mininterval=2)
 
     def take(part: dict) -> None:
-        store.add(part.pop("offsets"), part.pop("high"))
+        store.add(part.pop("offsets"), part.pop("high"), part.pop("text_offsets"))
         parts.append(part)
         bar.update(len(part["ok"]))
 
@@ -223,21 +223,24 @@ def _hash_all(records, cfg: DedupConfig, store: SetStore, progress: bool) -> tup
 
 def _hash_shard(task: tuple) -> dict:
     shard, texts, cfg, folder = task
-    values, offsets = ngram_sets([normalise(t) for t in texts], cfg.ngram)
+    texts = [normalise(t) for t in texts]
+    values, offsets = ngram_sets(texts, cfg.ngram)
     sizes = np.diff(offsets)
     ok = sizes >= cfg.min_ngrams
     sel = np.flatnonzero(ok)
     if len(sel) < len(texts):                                    # keep the sets of the long-enough records
         values = values[_ranges(offsets[sel], sizes[sel])]
         offsets = np.concatenate(([0], np.cumsum(sizes[sel])))
-    high = SetStore(folder).write(shard, values)
+        texts = [texts[i] for i in sel.tolist()]
+    high, text_offsets = SetStore(folder, cfg.ngram).write(shard, texts, values)
     sig = signatures(values, offsets, Permutations.make(cfg.permutations, cfg.seed))   # [n, K]
     if cfg.sketch_bits:
         planes = sketch_planes(sig[:, :cfg.sketch_slots], cfg.sketch_bits).transpose(0, 2, 1)   # [bits, W, n]
     else:
         planes = np.zeros((1, cfg.sketch_slots // 64, len(sel)), np.uint64)
     rank = fmix64((sig[:, 0].astype(np.uint64) << np.uint64(32)) | sig[:, 1])
-    return {"ok": ok, "sizes": sizes[sel], "offsets": offsets, "high": high, "rank": rank,
+    return {"ok": ok, "sizes": sizes[sel], "offsets": offsets, "high": high, "text_offsets": text_offsets,
+            "rank": rank,
             "keys": np.ascontiguousarray(band_keys(sig, cfg.bands, cfg.rows, cfg.seed).T),   # [bands, n]
             "planes": np.ascontiguousarray(planes)}
 

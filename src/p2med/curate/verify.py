@@ -1,9 +1,9 @@
 """Exact Jaccard of candidate pairs, the n-gram sets it needs, and the clusters (union-find) it yields.
 
-``SetStore`` keeps every record's n-gram set (sorted distinct uint64 hashes, ``minhash.ngram_sets``) twice:
-the high 16 bits of each value in memory (2 bytes an n-gram) and the full values in one ``.npy`` file per
-shard inside a scratch folder, read back through a short-lived memory map, so the full sets of a corpus
-(1.7 GB at 684,758 records) never sit in memory.
+``SetStore`` keeps every record's n-gram set (sorted distinct uint64 hashes, ``minhash.ngram_sets``) as the
+high 16 bits of each value in memory (2 bytes an n-gram) and the normalised text in one UTF-16 file per shard
+inside a scratch folder (2 bytes a character), from which the full set of a record is computed again when a
+pair needs it: the full sets of a corpus (1.7 GB at 684,758 records) never exist at once, in memory or on disk.
 ``jaccard`` computes |A & B| / |A | B| for a batch of pairs: each pair's two sets side by side in one row of
 a padded [pairs, |A| + |B|] array, rows sorted, equal neighbours counted. On the 16-bit values it is an upper
 bound (values that share their high bits can only add equal neighbours), so a pair below the threshold there
@@ -23,61 +23,80 @@ HIGH = np.uint64(48)                                 # the in-memory copy keeps 
 
 
 class SetStore:
-    """Per-shard n-gram sets; ``shard``, ``start``, ``size`` index a record (in the order of ``add``)."""
+    """Every record's n-gram set, in two forms: the high 16 bits of each value in memory, and the normalised
+    text (UTF-16) in one file per shard, from which ``gather(full=True)`` computes the full set again.
+    ``shard``, ``start``, ``size``, ``text_start``, ``text_bytes`` index a record (in the order of ``add``)."""
 
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: str | Path, n: int) -> None:
+        self.folder, self.n = Path(folder), n
         self._high: list[np.ndarray] = []                       # uint16 values per shard, in memory
-        self._offsets: list[np.ndarray] = []
-        self.shard = self.start = self.size = np.empty(0, np.int64)
+        self._parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self.shard = self.start = self.size = self.text_start = self.text_bytes = np.empty(0, np.int64)
 
     def path(self, shard: int) -> Path:
-        return self.folder / f"sets-{shard:06d}.npy"
+        return self.folder / f"texts-{shard:06d}.utf16"
 
-    def write(self, shard: int, values: np.ndarray) -> np.ndarray:
-        """Called in a worker: save the shard's full sets, concatenated in record order; returns the
-        in-memory part (their high 16 bits) for ``add``."""
-        np.save(self.path(shard), values)
-        return (values >> HIGH).astype(np.uint16)
+    def write(self, shard: int, texts: list[str], values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Called in a worker: save the shard's normalised texts; returns what ``add`` needs besides the set
+        offsets: the high 16 bits of the set values and the texts' byte offsets in the file."""
+        encoded = [t.encode("utf-16-le") for t in texts]
+        with open(self.path(shard), "wb") as fh:
+            fh.write(b"".join(encoded))
+        text_offsets = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), np.int64, count=len(encoded)), out=text_offsets[1:])
+        return (values >> HIGH).astype(np.uint16), text_offsets
 
-    def add(self, offsets: np.ndarray, high: np.ndarray) -> None:
-        """Called in the main process, in shard order, with a shard's offsets and the output of ``write``."""
-        self._offsets.append(offsets)
+    def add(self, offsets: np.ndarray, high: np.ndarray, text_offsets: np.ndarray) -> None:
+        """Called in the main process, in shard order: a shard's set offsets and the output of ``write``."""
+        self._parts.append((offsets, text_offsets))
         self._high.append(high)
 
     def freeze(self) -> None:
         """Build the record index once every shard is added."""
-        if self._offsets:
-            self.shard = np.concatenate([np.full(len(o) - 1, k, np.int32) for k, o in enumerate(self._offsets)])
-            self.start = np.concatenate([o[:-1] for o in self._offsets])
-            self.size = np.concatenate([np.diff(o) for o in self._offsets])
-        self._offsets = []
+        if self._parts:
+            self.shard = np.concatenate([np.full(len(o) - 1, k, np.int32) for k, (o, _) in enumerate(self._parts)])
+            self.start = np.concatenate([o[:-1] for o, _ in self._parts])
+            self.size = np.concatenate([np.diff(o) for o, _ in self._parts])
+            self.text_start = np.concatenate([t[:-1] for _, t in self._parts])
+            self.text_bytes = np.concatenate([np.diff(t) for _, t in self._parts])
+        self._parts = []
 
     def reorder(self, order: np.ndarray) -> None:
         """Renumber the records: new record k is old record ``order[k]``."""
-        self.shard, self.start, self.size = self.shard[order], self.start[order], self.size[order]
+        for name in ("shard", "start", "size", "text_start", "text_bytes"):
+            setattr(self, name, getattr(self, name)[order])
 
     def gather(self, records: np.ndarray, full: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """The sets of ``records`` (int64 [R], in that order) as (values, offsets [R + 1]): full uint64
-        values from disk, or (``full=False``) their high 16 bits from memory."""
+        """The sets of ``records`` (int64 [R], in that order) as (values, offsets [R + 1]): the full uint64
+        values, computed again from the texts on disk, or (``full=False``) their high 16 bits from memory."""
+        if full:
+            from .minhash import ngram_sets
+            return ngram_sets(self.texts(records), self.n)
         sizes = self.size[records]
         offsets = np.zeros(len(records) + 1, np.int64)
         np.cumsum(sizes, out=offsets[1:])
-        values = np.empty(int(offsets[-1]), np.uint64 if full else np.uint16)
-        shard_of = self.shard[records]
-        order = np.argsort(shard_of, kind="stable")
-        cuts = np.flatnonzero(np.diff(shard_of[order])) + 1
-        for sel in np.split(order, cuts) if len(order) else []:
-            src = _ranges(self.start[records[sel]], sizes[sel])
-            dst = _ranges(offsets[sel], sizes[sel])
-            shard = int(shard_of[sel[0]])
-            if full:
-                mapped = np.load(self.path(shard), mmap_mode="r")
-                values[dst] = mapped[src]
-                del mapped                                        # unmap: the pages leave this process
-            else:
-                values[dst] = self._high[shard][src]
+        values = np.empty(int(offsets[-1]), np.uint16)
+        for shard, sel in _by_shard(self.shard[records]):
+            values[_ranges(offsets[sel], sizes[sel])] = self._high[shard][_ranges(self.start[records[sel]], sizes[sel])]
         return values, offsets
+
+    def texts(self, records: np.ndarray) -> list[str]:
+        """The normalised texts of ``records``, read back from the shard files."""
+        out: list[str] = [""] * len(records)
+        for shard, sel in _by_shard(self.shard[records]):
+            mapped = np.memmap(self.path(shard), np.uint8, mode="r")
+            for k, a, b in zip(sel.tolist(), self.text_start[records[sel]].tolist(),
+                               (self.text_start + self.text_bytes)[records[sel]].tolist()):
+                out[k] = mapped[a:b].tobytes().decode("utf-16-le")
+            del mapped                                            # unmap: the pages leave this process
+        return out
+
+
+def _by_shard(shard_of: np.ndarray):
+    """(shard, positions) for each shard present in ``shard_of``."""
+    order = np.argsort(shard_of, kind="stable")
+    for sel in np.split(order, np.flatnonzero(np.diff(shard_of[order])) + 1) if len(order) else []:
+        yield int(shard_of[sel[0]]), sel
 
 
 def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
