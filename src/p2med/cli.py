@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("p2med.export.cli", "check an export against the schema, one line per problem"),
     "deid": ("p2med.deid.cli", "de-identify an export (DICOM + Chinese text) with a key; --verify scans for leaks"),
     "ingest": ("p2med.imaging.cli", "turn every radiology exam of an export into model-ready arrays (a cache)"),
+    "dedup": ("p2med.curate.dedup_cli", "near-duplicate clusters of text records (MinHash + LSH + exact Jaccard)"),
     "build": ("p2med.curate.cli", "export + ingest cache -> training stages 1-3 and the benchmark"),
     "review": ("p2med.curate.review_cli", "apply the specialists' verdicts to the benchmark"),
     "eval": ("p2med.eval.cli", "score a model on the six-task benchmark: judge, clinical and NLG metrics, report"),
