@@ -39,7 +39,9 @@ def pyplot():
         if found:
             plt.rcParams["font.sans-serif"] = found + list(plt.rcParams["font.sans-serif"])
             plt.rcParams["axes.unicode_minus"] = False
-        else:
+        else:   # one warning here instead of one per missing glyph from matplotlib
+            import warnings
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
             log.warning("no font with Chinese glyphs found: Chinese labels in figures will show as boxes "
                         "(run `make fonts` or set P2MED_CJK_FONT to a .ttf/.ttc file)")
     return plt

@@ -4,11 +4,14 @@ X-ray: ``xray_mrc_patients`` visits with several X-ray exams, every exam of each
 exams as priors, plus ``xray_single`` first exams of other visits (unique time points, no priors). CT: exams
 with their earlier exams of the visit as priors. Records: one per sample. Within a task, samples are drawn
 round-robin over categories, rarest first, so disease coverage is maximised. Every patient with a benchmark
-sample is excluded from every training stage. Fewer data than asked gives a smaller benchmark and a warning.
+sample is excluded from every training stage, so samples come only from a seeded draw of ``max_patient_share``
+of the patients (a small hospital keeps most of its patients for training). Fewer data than asked gives a
+smaller benchmark and a warning.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -50,10 +53,16 @@ def select(groups: list[list[Item]], records: list[Item], cfg: BenchmarkConfig, 
     rng = np.random.default_rng([seed, 7])
     samples: list[list[Item]] = []
     warnings: list[str] = []
+    patients = sorted({g[0].patient_id for g in groups} | {r.patient_id for r in records})
+    allowed = {patients[i] for i in rng.permutation(len(patients))[:math.ceil(cfg.max_patient_share * len(patients))]}
+    groups = [g for g in groups if g[0].patient_id in allowed]
+    records = [r for r in records if r.patient_id in allowed]
 
     def want(task: str, got: int, asked: int) -> None:
         if got < asked:
-            warnings.append(f"benchmark {task}: {got} samples instead of {asked} (not enough data)")
+            warnings.append(f"benchmark {task}: {got} samples instead of {asked} (not enough data in "
+                            f"{len(allowed)} of {len(patients)} patients, benchmark.max_patient_share "
+                            f"{cfg.max_patient_share})")
 
     xr = [g for g in groups if g[0].task == "xray_report"]
     multi = [(g[-1].primary, g[-1].id, g) for g in xr if len(g) >= 2]

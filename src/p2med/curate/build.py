@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -31,10 +32,10 @@ UNMAPPED = "未分类"
 
 
 def _dedup(items: list[Item], cfg: BuildConfig, ledger: Ledger) -> tuple[list[Item], dict]:
-    from .dedup import DedupConfig, dedup
+    from .dedup import dedup
 
     outpatient = [it for it in items if it.task == "outpatient"]
-    result = dedup(((it.id, it.dedup_text()) for it in outpatient), cfg.dedup if hasattr(cfg, "dedup") else DedupConfig())
+    result = dedup(((it.id, it.dedup_text()) for it in outpatient), cfg.dedup)
     kept_of = {m: c.kept for c in result.clusters for m in c.members if m != c.kept}
     short = set(result.too_short)
     out = []
@@ -45,7 +46,8 @@ def _dedup(items: list[Item], cfg: BuildConfig, ledger: Ledger) -> tuple[list[It
             ledger.excluded(it.source, "near_duplicate", f"near-duplicate of records/{kept_of[it.id]} (kept)")
         else:
             out.append(it)
-    return out, {"clusters": len(result.clusters), "removed": len(kept_of), "too_short": len(short)}
+    return out, {"records": len(outpatient), "clusters": len(result.clusters), "removed": len(kept_of),
+                 "too_short": len(short)}
 
 
 def _categorise(items: list[Item], cfg: BuildConfig) -> dict:
@@ -140,7 +142,8 @@ def build_dataset(export_dir: Path, cache_dir: Path | None, out: Path, cfg: Buil
     ledger.write(out)
     cache_info = {}
     if cache_dir is not None:
-        cache_info = {"cache": str(cache_dir), "cache_manifest_sha256": sha256_file(Path(cache_dir) / "manifest.json")}
+        cache_info = {"cache": os.path.relpath(Path(cache_dir).resolve(), out.resolve()),
+                      "cache_manifest_sha256": sha256_file(Path(cache_dir) / "manifest.json")}
     total = {name: sum(sum(c.values()) for c in sc.values()) for name, sc in stage_counts.items()}
     total["benchmark"] = len(bench_samples)
     write_manifest(out, "build", {"config": to_dict(cfg)}, total, **cache_info, warnings=warnings,

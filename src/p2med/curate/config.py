@@ -9,6 +9,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from ..config import check
+from .dedup import DedupConfig
 
 
 @dataclass
@@ -45,10 +46,13 @@ class BenchmarkConfig:
     first_course: int = 100
     attending_round: int = 100
     chief_round: int = 100
+    max_patient_share: float = 0.25   # benchmark samples come from at most this share of the patients
 
     def __post_init__(self) -> None:
         for k, v in asdict(self).items():
             check(v >= 0, f"benchmark.{k}", f"must be >= 0, got {v}")
+        check(0 < self.max_patient_share <= 1, "benchmark.max_patient_share",
+              f"must be in (0, 1], got {self.max_patient_share}")
 
 
 @dataclass
@@ -63,6 +67,7 @@ class BuildConfig:
     shard_size: int = 5000         # samples per shard file
     prompts: str | None = None     # prompt templates YAML (default configs/prompts/default.yaml)
     categories: str | None = None  # category dictionary YAML (default configs/clinical/categories.yaml)
+    dedup: DedupConfig = field(default_factory=DedupConfig)   # near-deduplication of outpatient records
 
     def __post_init__(self) -> None:
         check(self.scale > 0, "scale", f"must be > 0, got {self.scale}")

@@ -39,13 +39,18 @@ def _category_figure(path: Path, name: str, stage_counts: dict) -> None:
 def _demographics_figure(path: Path, samples: list[dict]) -> None:
     plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    drawn = 0
     for sex, color in (("M", "#4a7ab0"), ("F", "#c0504d"), ("U", "#999999")):
-        ages = [s["meta"]["age_days"] / 365.25 for s in samples if s["meta"].get("sex") == sex
+        ages = [s["meta"]["age_days"] / 365.25 for s in samples if (s["meta"].get("sex") or "U") == sex
                 and s["meta"].get("age_days") is not None]
         if ages:
             a1.hist(ages, bins=range(0, 19), alpha=0.6, label=f"{sex} ({len(ages)})", color=color)
+            drawn += 1
     a1.set_xlabel("age at exam / record (years)")
-    a1.legend(fontsize=8)
+    if drawn:
+        a1.legend(fontsize=8)
+    else:
+        a1.text(0.5, 0.5, "no birth date or sex in the export", ha="center", va="center", transform=a1.transAxes)
     roles = Counter((s["task"], s["images"][i]["role"]) for s in samples for t in s["turns"] for i in t["images"])
     labels = [f"{t}:{r}" for (t, r) in sorted(roles)]
     a2.bar(labels, [roles[k] for k in sorted(roles)], color="#4a7ab0")

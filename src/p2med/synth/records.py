@@ -219,7 +219,7 @@ def insert_phi(rng: np.random.Generator, sections: dict[str, str], identity: Ide
     return planted
 
 
-def make_overlong(rng: np.random.Generator, sections: dict, min_chars: int = 4300) -> None:
+def make_overlong(rng: np.random.Generator, sections: dict, min_chars: int = 5000) -> None:
     """Append a long, realistic-looking list of earlier test results so the record exceeds 4,000 tokens
     (``sections`` may be a whole record row: only string values count)."""
     key = "present_illness" if sections.get("present_illness") else "additional_history"
