@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("p2med.eval.compare", "compare two evaluation runs on the same samples (paired statistics)"),
     "ablate": ("p2med.eval.ablation", "tables shaped like the paper's Tables I-IV from model variants"),
     "model-info": ("p2med.model.cli", "count a model config's parameters exactly (meta device), e.g. --preset paper"),
-    "demo": ("p2med.demo", "run the pipeline end to end on the embedded synthetic hospital"),
+    "demo": ("p2med.demo.cli", "run the pipeline end to end on the embedded synthetic hospital"),
 }
 
 
