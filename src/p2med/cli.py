@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("p2med.export.cli", "check an export against the schema, one line per problem"),
     "deid": ("p2med.deid.cli", "de-identify an export (DICOM + Chinese text) with a key; --verify scans for leaks"),
     "ingest": ("p2med.imaging.cli", "turn every radiology exam of an export into model-ready arrays (a cache)"),
+    "train": ("p2med.train.cli", "train the model through its three stages (one CPU, one GPU, or torchrun)"),
     "eval": ("p2med.eval.cli", "score a model on the six-task benchmark: judge, clinical and NLG metrics, report"),
     "compare": ("p2med.eval.compare", "compare two evaluation runs on the same samples (paired statistics)"),
     "ablate": ("p2med.eval.ablation", "tables shaped like the paper's Tables I-IV from model variants"),
