@@ -26,7 +26,7 @@ from p2med.config import to_dict
 XR_PROMPT = "【检查方式】X线【影像】<image>\n请生成报告：【影像所见】……【影像诊断】……"
 CT_PROMPT = "【检查方式】CT【影像】<image>\n请生成报告：【影像所见】……【影像诊断】……"
 SIDES = [("右", "上"), ("右", "下"), ("左", "上"), ("左", "下")]
-FINDINGS = ["斑片影，考虑支气管肺炎。", "实变影，考虑大叶性肺炎。"]
+FINDINGS = ["斑片影，考虑支气管肺炎。", "实变影，考虑大叶性肺炎。"]  # by the lesion's brightness
 SYMPTOMS = {"咳嗽三天": "急性支气管炎", "发热伴喘息": "毛细支气管炎", "流涕鼻塞": "急性上呼吸道感染",
             "高热寒战": "肺炎", "犬吠样咳嗽": "急性喉炎", "呼吸急促": "重症肺炎"}
 
@@ -42,37 +42,37 @@ def _array(cache: Path, arr: np.ndarray) -> dict:
     return {"array": rel, "sha256": sha, "shape": list(arr.shape), "dtype": "float16"}
 
 
-def _xray(rng, k: int, size: int) -> np.ndarray:
+def _xray(rng, k: int, size: int, level: float) -> np.ndarray:
     img = rng.random((1, size, size)) * 0.2
     side, zone = SIDES[k % 4]
     rows = slice(0, size // 2) if zone == "上" else slice(size // 2, size)
     cols = slice(0, size // 2) if side == "右" else slice(size // 2, size)
-    img[0, rows, cols] += 0.7
+    img[0, rows, cols] += level
     return img
 
 
-def _ct(rng, k: int, size: int, slices: int, pad: int) -> np.ndarray:
+def _ct(rng, k: int, size: int, slices: int, pad: int, level: float) -> np.ndarray:
     vol = rng.random((slices + pad, size, size)) * 0.2
     vol[slices:] = 0.0
     side, zone = SIDES[k % 4]
     z = slice(0, slices // 2) if zone == "上" else slice(slices // 2, slices)
     cols = slice(0, size // 2) if side == "右" else slice(size // 2, size)
-    vol[z, :, cols] += 0.7
+    vol[z, :, cols] += level
     return vol
 
 
 def image_sample(cache: Path, rng, i: int, modality: str, size: int, ct_slices: int) -> dict:
-    k = int(rng.integers(0, 4))
-    f = FINDINGS[int(rng.integers(0, 2))]
+    k, kind = int(rng.integers(0, 4)), int(rng.integers(0, 2))
+    level = (0.4, 0.8)[kind]             # faint: patchy opacity; dense: consolidation
     side, zone = SIDES[k]
     if modality == "XR":
-        entry = {**_array(cache, _xray(rng, k, size)), "role": "frontal", "true_slices": 1}
+        entry = {**_array(cache, _xray(rng, k, size, level)), "role": "frontal", "true_slices": 1}
         prompt, task = XR_PROMPT, "xray_report"
     else:
         pad = 2 if i % 2 else 0
-        entry = {**_array(cache, _ct(rng, k, size, ct_slices, pad)), "role": "nc", "true_slices": ct_slices}
+        entry = {**_array(cache, _ct(rng, k, size, ct_slices, pad, level)), "role": "nc", "true_slices": ct_slices}
         prompt, task = CT_PROMPT, "ct_report"
-    answer = f"【影像所见】{side}肺{zone}野见{f[:3]}。\n【影像诊断】{side}肺{zone}野{f}"
+    answer = f"【影像诊断】{side}肺{zone}野{FINDINGS[kind]}"
     return {"sample_id": f"{task}/{i}", "task": task, "variant": None, "lang": "zh", "modality": modality,
             "categories": ["肺炎"], "output_keys": ["findings", "impression"], "images": [entry],
             "turns": [{"source_id": f"E{i}", "images": [0], "human": prompt, "assistant": answer}], "meta": {}}
@@ -82,7 +82,7 @@ def text_sample(rng, i: int) -> dict:
     symptom = list(SYMPTOMS)[int(rng.integers(0, len(SYMPTOMS)))]
     days = int(rng.integers(1, 9))
     human = f"【主诉】{symptom}{days}天【现病史】患儿{symptom}。\n请给出：【初步诊断】……【处理意见】……"
-    answer = f"【初步诊断】{SYMPTOMS[symptom]}\n【处理意见】对症治疗，复诊{days}天后。"
+    answer = f"【初步诊断】{SYMPTOMS[symptom]}，{days}天后复诊。"
     return {"sample_id": f"outpatient/{i}", "task": "outpatient", "variant": None, "lang": "zh", "modality": None,
             "categories": [SYMPTOMS[symptom]], "output_keys": ["diagnosis", "advice"], "images": [],
             "turns": [{"source_id": f"R{i}", "images": [], "human": human, "assistant": answer}], "meta": {}}
@@ -148,3 +148,25 @@ def train_config(root: Path, ds: Path, out: Path, **over) -> "TrainConfig":  # n
             "checkpoint_every": 2, "progress": False, "tensorboard": False, "threads": 1, "stages": stages}
     data.update(over)
     return from_dict(TrainConfig, data)
+
+
+def heldout_loss(folder: Path, ds: Path, data: str) -> float:
+    """Mean loss per assistant token of the checkpoint ``folder`` on the samples of ``ds/data``."""
+    import torch
+
+    from p2med.model.checkpoint import load_checkpoint
+    from p2med.train.data import load_image, load_stage
+
+    model, processor, _ = load_checkpoint(folder)
+    stage = load_stage(ds, data, processor)
+    total = count = 0.0
+    with torch.no_grad():
+        for s in stage.samples:
+            sample = {"input_ids": torch.tensor(s.input_ids), "labels": torch.tensor(s.labels),
+                      "image_mask": torch.tensor(s.image_mask)}
+            if s.images:
+                sample["pixel_values"] = [processor.image_processor(load_image(ds / "../cache", r)) for r in s.images]
+            out = model(**processor.collate([sample]))
+            total += float(out.loss_sum)
+            count += int(out.n_tokens)
+    return total / count
