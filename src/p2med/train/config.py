@@ -54,7 +54,6 @@ class FeatureCacheConfig:
 
 @dataclass
 class DistributedConfig:
-    strategy: Literal["ddp", "fsdp"] = "ddp"  # torchrun: replicate (DDP) or shard (FSDP, the 8B preset)
     backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl with CUDA, gloo on CPU
 
 

@@ -1,14 +1,14 @@
-"""torchrun plumbing: the process group, the wrapper (DDP or FSDP), sums across ranks, rank-0-only work.
+"""torchrun plumbing: the process group, the DDP wrapper, sums across ranks, rank-0-only work.
 
 Under ``torchrun`` (RANK / WORLD_SIZE / LOCAL_RANK in the environment) ``setup`` joins the process group
 (gloo on CPU, nccl with CUDA) and ``wrap`` replicates the model with DDP (``find_unused_parameters``: text
-batches leave the perceiver unused) or shards it with FSDP (``fully_shard`` per decoder layer, for the 8B
-preset). Without torchrun everything is a no-op on one process. It knows nothing about data or losses.
+batches leave the perceiver unused). FSDP is not implemented (docs/training.md says why). Without torchrun
+everything is a no-op on one process. It knows nothing about data or losses.
 
 Example::
 
     dist = setup("auto")                 # Dist(rank=0, world=2, device=cpu)
-    model_w = wrap(model, dist, "ddp")
+    model_w = wrap(model, dist)
     total = dist.sum(torch.tensor([loss_sum, n_tokens]))
 """
 
@@ -82,23 +82,14 @@ def teardown(dist: Dist) -> None:
         torch.distributed.destroy_process_group()
 
 
-def wrap(model: nn.Module, dist: Dist, strategy: str) -> nn.Module:
-    """The module the training step calls: the model itself, DDP around it, or the model sharded in place."""
+def wrap(model: nn.Module, dist: Dist) -> nn.Module:
+    """The module the training step calls: the model itself, or DDP around it under torchrun."""
     if not dist.active:
         return model
-    if strategy == "ddp":
-        from torch.nn.parallel import DistributedDataParallel as DDP
+    from torch.nn.parallel import DistributedDataParallel as DDP
 
-        ids = [dist.device.index] if dist.device.type == "cuda" else None
-        return DDP(model, device_ids=ids, find_unused_parameters=True)
-    from torch.distributed.fsdp import fully_shard
-
-    layers = [m for m in model.llm.modules() if type(m).__name__.endswith("DecoderLayer")]
-    for layer in layers:
-        fully_shard(layer)
-    fully_shard(model.perceiver)
-    fully_shard(model)
-    return model
+    ids = [dist.device.index] if dist.device.type == "cuda" else None
+    return DDP(model, device_ids=ids, find_unused_parameters=True)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -89,7 +89,7 @@ class StageTrainer:
             unwrap(model).llm.model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False})
         self.trains_vision = stage.trainable.vision != "frozen"
-        self.model_w = wrap(model, dist, cfg.distributed.strategy)
+        self.model_w = wrap(model, dist)
         self.opt = torch.optim.AdamW(param_groups(model, stage, cfg.weight_decay), betas=tuple(cfg.betas))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, cosine_with_warmup(self.total_steps,
                                                                                        cfg.warmup_ratio))
@@ -122,7 +122,8 @@ class StageTrainer:
             tally[self.task_index[s.task], 0] += loss
             tally[self.task_index[s.task], 1] += s.n_targets
 
-    def _step(self, micro: list[list[int]], step: int) -> dict[str, Any]:
+    def step(self, micro: list[list[int]], step: int) -> dict[str, Any]:
+        """One optimizer step over global micro-batches ``micro`` (this rank runs its share); the step's figures."""
         samples = self.data.samples
         n_global = sum(samples[i].n_targets for batch in micro for i in batch)
         torch.manual_seed(step_seed(self.cfg.seed, self.stage.name, step, self.dist.rank))
@@ -168,7 +169,7 @@ class StageTrainer:
             for step in range(start + 1, self.total_steps + 1):
                 t0 = time.perf_counter()
                 micro = self.plan.batches[(step - 1) * ga: step * ga]
-                row = self._step(micro, step)
+                row = self.step(micro, step)
                 row = {"stage": self.stage.name, "step": step, "epoch": self.plan.epochs[(step - 1) * ga], **row,
                        "samples_per_s": row["samples"] / max(time.perf_counter() - t0, 1e-9)}
                 logger.step(row)
