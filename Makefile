@@ -9,12 +9,12 @@ DEB_PACKAGES ?=
 # Debian's Orthanc unpacked (apt-get download + dpkg -x, not installed): the de-identification test's oracle
 ORTHANC_DIR ?= .cache/orthanc
 
-.PHONY: demo test test-fast install sysdeps orthanc clean
+.PHONY: demo test test-fast install sysdeps orthanc fonts clean
 
-demo: $(STAMP)
+demo: $(STAMP) fonts
 	$(VENV)/bin/p2med demo --out $(DEMO_OUT)
 
-test: $(STAMP) sysdeps orthanc
+test: $(STAMP) sysdeps orthanc fonts
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
@@ -39,6 +39,15 @@ sysdeps:
 
 orthanc:
 	sh tests/fetch_orthanc.sh $(ORTHANC_DIR)
+
+# a font with Chinese glyphs for the figures (data card, evaluation report), unpacked without root
+fonts: .cache/fonts/wqy-microhei.ttc
+
+.cache/fonts/wqy-microhei.ttc:
+	mkdir -p .cache/fonts/deb && cd .cache/fonts/deb && apt-get download fonts-wqy-microhei >/dev/null
+	dpkg -x .cache/fonts/deb/fonts-wqy-microhei_*.deb .cache/fonts/deb/root
+	cp .cache/fonts/deb/root/usr/share/fonts/truetype/wqy/wqy-microhei.ttc $@.tmp && mv $@.tmp $@
+	rm -rf .cache/fonts/deb
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info .cache

@@ -11,6 +11,9 @@ import pytest
 from p2med.cli import COMMANDS, main
 from p2med.clinical.categories import CategoryConfig
 from p2med.config import load_config
+from p2med.curate.config import BuildConfig
+from p2med.curate.dedup import DedupConfig
+from p2med.curate.prompts import Prompts
 from p2med.deid.config import DeidConfig
 from p2med.eval.ablation import AblationConfig
 from p2med.eval.config import EvalConfig
@@ -24,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # config folder (or folder/file.yaml, for a file that configures something else) -> the dataclass it configures
 CONFIG_CLASSES = {"synth": SynthConfig, "deid": DeidConfig, "clinical": CategoryConfig, "eval": EvalConfig,
                   "eval/judge_exemplars.yaml": ExemplarSet, "eval/ablation_paper.yaml": AblationConfig,
-                  "ingest": IngestConfig, "model": ModelConfig, "train": TrainConfig}
+                  "ingest": IngestConfig, "model": ModelConfig, "dedup": DedupConfig,
+                  "build": BuildConfig, "prompts": Prompts, "train": TrainConfig}
 
 
 def test_top_level_help_lists_every_command():

@@ -13,21 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..text.age import age_text
 from .diseases import SECONDARY, Disease
 from .phi import Identity, Person
 
 Planted = list[tuple[str, str]]  # (kind, value) of identifiers put into a text
-
-
-def age_text(age_days: int) -> str:
-    """How a Chinese chart writes a child's age: 生后12天, 5月龄, 3岁2月, 10岁."""
-    if age_days < 28:
-        return f"生后{max(age_days, 1)}天"
-    months = age_days * 12 // 365
-    if months < 12:
-        return f"{max(months, 1)}月龄"
-    years, rem = divmod(months, 12)
-    return f"{years}岁{rem}月" if rem and years < 6 else f"{years}岁"
 
 
 def duration_text(days: int) -> str:
@@ -160,7 +150,7 @@ class Case:
         syms = "、".join(s for s, _ in self.complaints)
         signs = "，".join(self.fill(t) for t in self.chosen["signs"][:2])
         labs = "；".join(self.fill(t) for t in self.chosen["labs"][:2]) or "暂无"
-        return f"1.患儿，{sex}，{age_text(self.age_days)}，急性起病。2.以{syms}为主要表现。3.查体：{signs}。4.辅助检查：{labs}。"
+        return f"1.患儿，{sex}，{age_text(self.age_days, 'zh')}，急性起病。2.以{syms}为主要表现。3.查体：{signs}。4.辅助检查：{labs}。"
 
     # -- the four record types ---------------------------------------------------------------------------
     def outpatient(self, rng: np.random.Generator) -> dict[str, str]:
@@ -229,7 +219,7 @@ def insert_phi(rng: np.random.Generator, sections: dict[str, str], identity: Ide
     return planted
 
 
-def make_overlong(rng: np.random.Generator, sections: dict, min_chars: int = 4300) -> None:
+def make_overlong(rng: np.random.Generator, sections: dict, min_chars: int = 5000) -> None:
     """Append a long, realistic-looking list of earlier test results so the record exceeds 4,000 tokens
     (``sections`` may be a whole record row: only string values count)."""
     key = "present_illness" if sections.get("present_illness") else "additional_history"
