@@ -125,7 +125,7 @@ def load_stage(dataset: Path, data: str, processor: Any) -> StageData:
                                       row["lang"])
         except P2MedError as exc:
             raise P2MedError(f"{where}: {exc}") from exc
-        refs = [_ref(im, f"{where}: images[{i}]") for i, im in enumerate(row.get("images") or [])]
+        refs = [image_ref(im, f"{where}: images[{i}]") for i, im in enumerate(row.get("images") or [])]
         if len(refs) != enc.n_images:
             raise P2MedError(f"{where}: {enc.n_images} <image> placeholder(s) in the turns but {len(refs)} "
                              "entries in 'images'")
@@ -134,7 +134,8 @@ def load_stage(dataset: Path, data: str, processor: Any) -> StageData:
     return StageData(data, samples, sorted(tasks))
 
 
-def _ref(im: dict, where: str) -> ImageRef:
+def image_ref(im: dict, where: str) -> ImageRef:
+    """A sample's ``images[i]`` entry as an ImageRef; ``where`` names it in errors."""
     for key in ("array", "sha256", "shape"):
         if key not in im:
             raise P2MedError(f"{where}: field {key!r} is missing")
