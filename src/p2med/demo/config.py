@@ -19,7 +19,7 @@ class DemoConfig:
     synth: str = "configs/synth/demo.yaml"       # both hospitals' settings (patients and seed set above)
     synth_overrides: list[str] = field(default_factory=list)   # key=value for both hospitals
     build_scale: float = 0.05          # SPEC section 3 thresholds times this for the training hospital
-    train: str = "configs/train/tiny.yaml"       # the training config (tiny preset, three stages)
+    train: str = "configs/train/demo.yaml"       # the training config (tiny preset, three stages)
     train_overrides: list[str] = field(default_factory=list)
     max_new_tokens: int = 160          # per answer at evaluation
     eval_batch_size: int = 16

@@ -74,20 +74,18 @@ def _pct(v: float | None) -> str:
 
 
 def _training_notes(out: Path) -> list[str]:
-    from ..model.checkpoint import load_checkpoint  # noqa: F401 (the checkpoint format documents the notes)
-    notes = []
-    for stage in STAGE_FOLDERS:
-        lineage = out / "model" / stage / "final" / "lineage.json"
-        if lineage.is_file():
-            info = json.loads(lineage.read_text(encoding="utf-8"))
-            st = info.get("stage", {})
-            notes.append(f"{stage}: trainable {st.get('trainable')}, learning rates {st.get('lr')}, "
-                         f"epochs {st.get('epochs')}, data {st.get('data')}")
-    cfg = out / "model" / "stage3" / "final" / "config.json"
-    if cfg.is_file():
-        notes += [str(n) for n in json.loads(cfg.read_text(encoding="utf-8")).get("notes", [])]
-    notes.append("Every weight was trained here from random initialisation on the training hospital's images "
-                 "and report/record text only; the synthetic ground truth was never read.")
+    """What was trained how, from the last stage's lineage (the full training config) and checkpoint notes."""
+    final = final_checkpoint(out)
+    lineage = json.loads((final / "lineage.json").read_text(encoding="utf-8"))
+    notes = [f"model preset {lineage['config'].get('model')}, batch size {lineage['config'].get('batch_size')}, "
+             f"warm-up ratio {lineage['config'].get('warmup_ratio')}, seed {lineage['config'].get('seed')}"]
+    for st in lineage["config"].get("stages", []):
+        notes.append(f"{st.get('name')} on {st.get('data')}: trainable {st.get('trainable')}, "
+                     f"learning rates {st.get('lr')}, {st.get('epochs')} epoch(s)")
+    notes += [str(n) for n in json.loads((final / "config.json").read_text(encoding="utf-8")).get("notes", [])]
+    notes.append("Every weight was initialised at random here and trained on the training hospital's images and "
+                 "report/record text only; the synthetic ground truth was never read, and the held-out hospital "
+                 "was never trained on.")
     return notes
 
 
