@@ -51,7 +51,7 @@ def data_url_image(url: str, where: str) -> ImageItem:
         raise P2MedError(f"{where}: the base64 payload does not decode") from exc
     suffix = ".jpg" if "jpeg" in head or "jpg" in head else ".png"
     with tempfile.TemporaryDirectory(prefix="p2med-image-") as tmp:
-        path = Path(tmp) / f"image{suffix}"
+        path = Path(tmp) / f"frontal{suffix}"       # named as p2med import names pictures: one 2D view
         path.write_bytes(raw)
         exam = ingest_files([path], modality="XR", names=[path.name])
     if not exam.images:
