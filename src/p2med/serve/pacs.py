@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 
 import pydicom
 from pydicom.uid import BasicTextSRStorage
@@ -69,7 +70,9 @@ class Pacs:
         meta = self._call("metadata retrieve", self.client.retrieve_study_metadata, study_uid)
         if not meta:
             raise PacsError("PACS returned no metadata for the study")
-        evidence = [pydicom.Dataset.from_json(m) for m in meta[:1]]
+        with warnings.catch_warnings():        # pixel data stays in the PACS (a bulk-data URI): not needed here
+            warnings.simplefilter("ignore", UserWarning)
+            evidence = [pydicom.Dataset.from_json(m) for m in meta[:1]]
         items = [hd.sr.TextContentItem(name=hd.sr.CodedConcept(*CONCEPTS[k]), value=v[:10000],
                                        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
                  for k, v in sections.items() if k in CONCEPTS and v]
@@ -81,7 +84,7 @@ class Pacs:
         sr = sop._SR(evidence=evidence, content=root, series_instance_uid=hd.UID(), series_number=900,
                      sop_instance_uid=hd.UID(), sop_class_uid=BasicTextSRStorage, instance_number=1,
                      manufacturer="P2Med", is_complete=True, is_final=True, is_verified=True,
-                     verifying_observer_name=author, verifying_organization="P2Med",
+                     verifying_observer_name=author if "^" in author else author + "^", verifying_organization="P2Med",
                      record_evidence=False)
         sr.SpecificCharacterSet = "ISO_IR 192"
         sr.SeriesDescription = f"P2Med report draft signed off ({model})"[:64]
