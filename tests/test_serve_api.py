@@ -216,3 +216,32 @@ def test_audit_is_append_only_and_records_failures(env):
         with state.store.engine.begin() as c:
             c.exec_driver_sql("DELETE FROM audit")
     assert len(state.store.audit_rows()) == len(rows)
+
+
+def test_ct_study_through_the_study_routes(env):
+    from imaging_factory import ct_series
+
+    client, tmp = env[0], env[3]
+    paths = ct_series(tmp / "ct", n=6, size=48, seed="serve-ct")
+    r = client.post("/v1/studies", headers=auth(env),
+                    files=[("files", (p.name, p.read_bytes(), "application/dicom")) for p in paths])
+    assert r.status_code == 201, r.text
+    study = r.json()
+    assert study["modality"] == "CT" and study["images"][0]["slices"] == 6
+    d = client.post(f"/v1/studies/{study['study']}/draft", headers=auth(env), json={"max_tokens": 4})
+    assert d.status_code == 201 and d.json()["task"] == "ct_report"
+    png = client.get(f"/v1/studies/{study['study']}/images/0.png?slice=5", headers=auth(env))
+    assert png.status_code == 200 and Image.open(io.BytesIO(png.content)).size == (336, 336)
+
+
+def test_user_command_creates_working_tokens(env, capsys):
+    from p2med.cli import main
+
+    db = str(env[3] / "serve.db")
+    assert main(["user", "add", "赵医生", "--role", "clinician", "--db", db]) == 0
+    token = capsys.readouterr().out.strip()
+    assert env[0].get("/v1/models", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert main(["user", "list", "--db", db]) == 0 and "赵医生\tclinician\tactive" in capsys.readouterr().out
+    assert main(["user", "revoke", "赵医生", "--db", db]) == 0
+    assert env[0].get("/v1/models", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert main(["user", "revoke", "nobody", "--db", db]) == 2                   # one-line error, exit 2
