@@ -10,11 +10,13 @@ shape ``{"error": {"message", "type", "code"}}``. It does not load models: ``ser
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -117,17 +119,12 @@ def current_user(request: Request) -> dict:
 def create_app(state: ServerState) -> FastAPI:
     from . import openai_api, tasks
 
-    def lifespan(app: FastAPI):
-        import contextlib
-
-        @contextlib.asynccontextmanager
-        async def run(app: FastAPI):
-            if not state.engine.thread.is_alive():
-                state.engine.start()
-            yield
-            import anyio
-            await anyio.to_thread.run_sync(state.engine.stop, state.cfg.shutdown_grace_s)
-        return run(app)
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if not state.engine.thread.is_alive():
+            state.engine.start()
+        yield
+        await anyio.to_thread.run_sync(state.engine.stop, state.cfg.shutdown_grace_s)   # after uvicorn's grace
 
     app = FastAPI(title="P2Med", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.p2med = state

@@ -4,7 +4,8 @@ SQLite by default (WAL, ``synchronous=FULL``: an acknowledged write survives a S
 SQLAlchemy URL. Studies and drafts are addressed by opaque random handles; the study UID and the patient id
 are kept as keyed hashes (the key is a random secret made once per store), so the store links a
 patient's studies for priors without holding the patient id; a study pulled from the PACS also keeps its UID
-(column ``study_uid``, never returned by the API) to push the signed report back. The audit table refuses UPDATE and DELETE (triggers).
+(column ``study_uid``, never returned by the API) to push the signed report back. The audit table refuses
+UPDATE and DELETE (triggers).
 It does not know the model or HTTP. Example::
 
     store = Store("serve.db")
@@ -59,7 +60,8 @@ T_EDITS = sa.Table(
     sa.Column("at", sa.String(32)))
 T_AUDIT = sa.Table(
     "audit", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", sa.String(32), nullable=False), sa.Column("user_id", sa.Integer), sa.Column("action", sa.String(40)),
+    sa.Column("at", sa.String(32), nullable=False), sa.Column("user_id", sa.Integer),
+    sa.Column("action", sa.String(40)),
     sa.Column("study_hash", sa.String(64)), sa.Column("handle", sa.String(40)), sa.Column("model", sa.String(200)),
     sa.Column("adapter", sa.String(200)), sa.Column("latency_ms", sa.Float), sa.Column("outcome", sa.String(200)))
 
@@ -171,11 +173,12 @@ class Store:
         """``info``: modality, exam_date, age_days, uid_hash, patient_hash, source (+ extra keys kept as JSON);
         ``images``: (entry, float [S, H, W] in 0..1)."""
         h = handle("st")
-        cols = {k: info.get(k) for k in ("uid_hash", "study_uid", "patient_hash", "modality", "exam_date", "age_days", "source")}
+        cols = {k: info.get(k) for k in ("uid_hash", "study_uid", "patient_hash", "modality", "exam_date",
+                                         "age_days", "source")}
         extra = {k: v for k, v in info.items() if k not in cols}
         with self.engine.begin() as c:
-            c.execute(T_STUDIES.insert().values(handle=h, n_images=len(images), info=json.dumps(extra, ensure_ascii=False),
-                                                created_by=user_id, created_at=now(), **cols))
+            c.execute(T_STUDIES.insert().values(handle=h, n_images=len(images), created_by=user_id, created_at=now(),
+                                                info=json.dumps(extra, ensure_ascii=False), **cols))
             for i, (entry, arr) in enumerate(images):
                 c.execute(T_IMAGES.insert().values(study=h, idx=i, role=str(entry.get("role") or ""),
                                                    true_slices=int(entry.get("true_slices") or arr.shape[0]),

@@ -60,7 +60,8 @@ def _public_study(s: dict) -> dict:
 def _public_draft(d: dict) -> dict:
     keys = TASKS[d["task"]].outputs
     return {"draft": d["handle"], "study": d["study"], "task": d["task"], "lang": d["lang"], "status": d["status"],
-            "draft_text": d["draft_text"], "text": d["text"], "sections": parse_sections(d["text"] or "", keys).sections,
+            "draft_text": d["draft_text"], "text": d["text"],
+            "sections": parse_sections(d["text"] or "", keys).sections,
             "edits": len(d.get("edits", [])), "signed_by": d["signed_by"], "signed_at": d["signed_at"],
             "edit_distance": d["edit_distance"], "model": d["model"], "adapter": d["adapter"]}
 
