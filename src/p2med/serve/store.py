@@ -185,16 +185,19 @@ class Store:
                                                    array=array_bytes(arr)))
         return h
 
-    def study(self, h: str) -> dict | None:
+    def _row(self, table: sa.Table, h: str, name: str, children: sa.Select) -> dict | None:
+        """The row of ``table`` with handle ``h`` and, under ``name``, the rows of ``children``."""
         with self.engine.connect() as c:
-            row = c.execute(sa.select(T_STUDIES).where(T_STUDIES.c.handle == h)).first()
+            row = c.execute(sa.select(table).where(table.c.handle == h)).first()
             if row is None:
                 return None
-            out = dict(row._mapping)
-            out["images"] = [dict(r._mapping) for r in c.execute(
-                sa.select(T_IMAGES.c.idx, T_IMAGES.c.role, T_IMAGES.c.true_slices).where(T_IMAGES.c.study == h)
-                .order_by(T_IMAGES.c.idx))]
-        out["info"] = json.loads(out["info"] or "{}")
+            return {**row._mapping, name: [dict(r._mapping) for r in c.execute(children)]}
+
+    def study(self, h: str) -> dict | None:
+        out = self._row(T_STUDIES, h, "images", sa.select(T_IMAGES.c.idx, T_IMAGES.c.role, T_IMAGES.c.true_slices)
+                        .where(T_IMAGES.c.study == h).order_by(T_IMAGES.c.idx))
+        if out is not None:
+            out["info"] = json.loads(out["info"] or "{}")
         return out
 
     def study_arrays(self, h: str) -> list[tuple[np.ndarray, int]]:
@@ -243,15 +246,8 @@ class Store:
         return h
 
     def draft(self, h: str) -> dict | None:
-        with self.engine.connect() as c:
-            row = c.execute(sa.select(T_DRAFTS).where(T_DRAFTS.c.handle == h)).first()
-            if row is None:
-                return None
-            out = dict(row._mapping)
-            out["edits"] = [dict(r._mapping) for r in c.execute(
-                sa.select(T_EDITS.c.user_id, T_EDITS.c.text, T_EDITS.c.at).where(T_EDITS.c.draft == h)
-                .order_by(T_EDITS.c.id))]
-        return out
+        return self._row(T_DRAFTS, h, "edits", sa.select(T_EDITS.c.user_id, T_EDITS.c.text, T_EDITS.c.at)
+                         .where(T_EDITS.c.draft == h).order_by(T_EDITS.c.id))
 
     def edit_draft(self, h: str, text: str, user_id: int) -> dict:
         """Keep the clinician's edit; a signed draft cannot change (an error)."""
