@@ -245,3 +245,5 @@ def test_user_command_creates_working_tokens(env, capsys):
     assert main(["user", "revoke", "赵医生", "--db", db]) == 0
     assert env[0].get("/v1/models", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert main(["user", "revoke", "nobody", "--db", db]) == 2                   # one-line error, exit 2
+    assert main(["serve", "--model", str(env[3] / "no-such-ckpt"), "--db", db]) == 2
+    assert "not a checkpoint folder" in capsys.readouterr().err

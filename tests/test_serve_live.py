@@ -131,8 +131,10 @@ def test_sigkill_mid_write_loses_no_acknowledged_row(tmp_path):
             t.join()
     assert len(acked) >= 20
     store = Store(db)
-    audited = {r["handle"] for r in store.audit_rows() if r["action"] == "edit" and r["outcome"] == "ok"}
+    rows = store.audit_rows()
+    edited = {r["handle"] for r in rows if r["action"] == "edit" and r["outcome"] == "ok"}
+    drafted = {r["handle"] for r in rows if r["action"] == "draft:outpatient" and r["outcome"] == "ok"}
     for h in acked:
         d = store.draft(h)
         assert d is not None and d["status"] == "edited" and d["text"] == "【初步诊断】肺炎"
-        assert h in audited
+        assert h in edited and h in drafted

@@ -57,7 +57,7 @@ def test_pull_draft_sign_push_sr(pacs, tmp_path, caplog):
     assert len(sr) == 1
     ds = pydicom.dcmread(__import__("io").BytesIO(pacs.request(f"/instances/{sr[0]['Instances'][0]}/file")))
     assert ds.SOPClassUID == pydicom.uid.BasicTextSRStorage and ds.PatientID == "P9001"
-    assert ds.VerifyingObserverSequence[0].VerifyingObserverName == "王医生"
+    assert ds.VerifyingObserverSequence[0].VerifyingObserverName.family_name == "王医生"
     values = [item.TextValue for item in ds.ContentSequence]
     assert values == ["双肺纹理增多。", "支气管炎。"]
     for secret in (uid, pacs.url, "P9001"):
