@@ -3,7 +3,7 @@ transformers' modules, read from the merged weights into fused matrices, with a 
 
 Why: on CPU a tiny LLM's decode step in HF ``generate`` (peft-wrapped) is mostly Python overhead (about 25 ms
 where reading the weights takes about 5 ms). Here one step is ~10 tensor ops per layer: fused QKV and
-gate/up projections, RoPE from a precomputed table, ``scaled_dot_product_attention`` over the cache, no
+gate/up projections, RoPE from precomputed tables, ``scaled_dot_product_attention`` over the cache, no
 mask or cache objects rebuilt per step. Positions count unmasked tokens as in ``p2med.model.generate`` (left
 padding changes nothing). It does not know other architectures: ``decoder_for`` returns None for them and
 the engine uses ``p2med.model.generate.generate_ids``. It takes the weights as they are when built
@@ -26,7 +26,7 @@ SUPPORTED = ("llama", "qwen2", "mistral")
 
 
 def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
-    return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+    return F.rms_norm(x, w.shape, w, eps)
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -43,7 +43,9 @@ class FastDecoder:
         self.kv_heads = int(getattr(c, "num_key_value_heads", None) or self.heads)
         self.head_dim = int(getattr(c, "head_dim", None) or c.hidden_size // self.heads)
         rotary = hf.model.rotary_emb
-        self.inv_freq, self.rope_scale = rotary.inv_freq.float(), float(rotary.attention_scaling)
+        self.inv_freq, self.rope_scale = rotary.inv_freq.float().cpu(), float(rotary.attention_scaling)
+        self.dtype, self.device = hf.model.norm.weight.dtype, hf.model.norm.weight.device
+        self._tables(int(c.max_position_embeddings))
         self.layers = []
         for layer in hf.model.layers:
             a, m = layer.self_attn, layer.mlp
@@ -66,10 +68,16 @@ class FastDecoder:
                 and rope.get("rope_type", "default") == "default" and not getattr(c, "sliding_window", None)
                 and hasattr(getattr(hf, "model", None), "rotary_emb") and not hasattr(hf, "peft_config"))
 
-    def _rope(self, pos: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        freqs = pos[..., None].float() * self.inv_freq                      # [B, t, hd/2]
-        emb = torch.cat((freqs, freqs), dim=-1)[:, None]                    # [B, 1, t, hd]
-        return (emb.cos() * self.rope_scale).to(dtype), (emb.sin() * self.rope_scale).to(dtype)
+    def _tables(self, n: int) -> None:
+        """cos/sin of RoPE for positions 0..n-1 [n, hd], computed once (HF computes them every step)."""
+        freqs = torch.arange(n, dtype=torch.float32)[:, None] * self.inv_freq                 # [n, hd/2]
+        emb = torch.cat((freqs, freqs), dim=-1)                                              # [n, hd]
+        self.cos = (emb.cos() * self.rope_scale).to(self.device, self.dtype)
+        self.sin = (emb.sin() * self.rope_scale).to(self.device, self.dtype)
+
+    def _rope(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """pos [B, t] -> cos, sin [B, 1, t, hd] from the tables."""
+        return self.cos[pos][:, None], self.sin[pos][:, None]
 
     def _forward(self, h: torch.Tensor, pos: torch.Tensor, keys: list, values: list, at: int,
                  mask: torch.Tensor) -> torch.Tensor:
@@ -77,7 +85,7 @@ class FastDecoder:
         last position [B, V]."""
         B, t, _ = h.shape
         hd, H, Hkv = self.head_dim, self.heads, self.kv_heads
-        cos, sin = self._rope(pos, h.dtype)
+        cos, sin = self._rope(pos)
         for i, L in enumerate(self.layers):
             x = _rms(h, L["ln1"], self.eps)
             qkv = F.linear(x, L["qkv"], L["qkv_b"])                           # [B, t, (H+2Hkv)*hd]
@@ -95,13 +103,15 @@ class FastDecoder:
     def __call__(self, model: Any, batch: dict[str, torch.Tensor], cfg: GenerationConfig,
                  eos_id: int) -> Iterator[torch.Tensor]:
         """Same contract as ``generate_ids``: the next token of every row [B] per step; finished rows repeat EOS."""
-        with _eval_mode(model):
+        with _eval_mode(model), torch.inference_mode():
             visual = model.visual_tokens(batch.get("pixel_values"), batch.get("image_features"),
                                          batch.get("slice_mask"))
             h = model.embed(batch["input_ids"], batch["image_mask"], visual)    # [B, T, D]
             valid = batch["attention_mask"].bool()                             # [B, T]
             B, T, _ = h.shape
             total = T + cfg.max_new_tokens
+            if total > self.cos.shape[0]:
+                self._tables(total)
             shape = (B, self.kv_heads, total, self.head_dim)
             keys = [h.new_zeros(shape) for _ in self.layers]
             values = [h.new_zeros(shape) for _ in self.layers]
