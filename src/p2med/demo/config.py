@@ -12,9 +12,9 @@ from ..config import check
 
 @dataclass
 class DemoConfig:
-    train_patients: int = 300          # the training hospital
+    train_patients: int = 260          # the training hospital
     train_seed: int = 0
-    held_out_patients: int = 170       # the held-out hospital: another seed, never trained on
+    held_out_patients: int = 150       # the held-out hospital: another seed, never trained on
     held_out_seed: int = 1
     synth: str = "configs/synth/demo.yaml"       # both hospitals' settings (patients and seed set above)
     synth_overrides: list[str] = field(default_factory=list)   # key=value for both hospitals
