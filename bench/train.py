@@ -10,9 +10,9 @@ grouping (``length_group=1``), so each holds the set's real spread of lengths.
 
 Cases: 32-slice CT batches, 2-view X-ray batches, and the synthetic hospital's stage-3 set (``p2med synth`` ->
 ``ingest`` -> ``build``, mixed X-ray / CT / records). Per case, after one untimed warm-up step of each loop,
-rounds alternate [matmul peak, ours, stock] (interleaved; medians reported). Useful FLOPs = FLOPs of each sample's forward + backward alone on cached
-features (no encoder, no padding), counted with ``torch.utils.flop_counter``; the stock loop's fraction counts
-everything it executes. fp32, 2 threads (bf16 matmul is ~100x slower on these CPUs).
+rounds alternate [matmul peak, ours, stock] (interleaved; medians reported). Useful FLOPs = FLOPs of each
+sample's forward + backward alone on cached features (no encoder, no padding), counted with
+``torch.utils.flop_counter``; the stock loop's fraction counts everything it executes. fp32, 2 threads (bf16 matmul is ~100x slower on these CPUs).
 
 Run: ``PYTHONPATH=src python bench/train.py [--steps 5] [--rounds 3] [--mixed DATASET]``
 """
@@ -269,7 +269,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        results = [run_case("ct", imaging_set(tmp / "ct", "CT", 4 * args.steps), 4, args.steps, args.rounds, tmp / "w1"),
+        results = [run_case("ct", imaging_set(tmp / "ct", "CT", 4 * args.steps), 4, args.steps, args.rounds,
+                            tmp / "w1"),
                    run_case("xray", imaging_set(tmp / "xr", "XR", 8 * args.steps), 8, args.steps, args.rounds,
                             tmp / "w2"),
                    run_case("mixed", args.mixed or hospital_set(tmp / "hosp"), 8, args.steps, args.rounds, tmp / "w3")]

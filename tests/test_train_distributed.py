@@ -9,22 +9,16 @@ floating-point summation order.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
-from train_helpers import train_config, write_dataset
+from train_helpers import config_file, one_stage, subprocess_env, write_dataset
 
-from p2med.config import to_dict
 from p2med.model.checkpoint import load_checkpoint
 from p2med.train.metrics import read_metrics
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _free_port() -> int:
@@ -33,28 +27,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-
-
 @pytest.mark.slow
 def test_two_process_torchrun_matches_one_process(tmp_path):
     ds = write_dataset(tmp_path, n_xray=8, n_ct=4, n_text=9, stages=("stage1",))
-    stage = [{"name": "s", "data": "stage1", "trainable": {"vision": "frozen", "perceiver": "full", "llm": "lora"},
-              "lr": {"perceiver": 1e-3, "llm": 1e-3}, "epochs": 2}]
-    files = {}
-    for run in ("one", "two"):
-        cfg = train_config(tmp_path, ds, tmp_path / run, stages=stage, batch_size=5, grad_accum=2,
-                           checkpoint_every=3)
-        files[run] = tmp_path / f"{run}.yaml"
-        files[run].write_text(yaml.safe_dump(to_dict(cfg), allow_unicode=True), encoding="utf-8")
-    one = subprocess.run([sys.executable, "-m", "p2med.cli", "train", "--config", str(files["one"])], env=_env(),
-                         capture_output=True, text=True)
+    files = {run: config_file(tmp_path, ds, run, stages=one_stage("stage1", "lora", epochs=2), batch_size=5,
+                              grad_accum=2, checkpoint_every=3) for run in ("one", "two")}
+    one = subprocess.run([sys.executable, "-m", "p2med.cli", "train", "--config", str(files["one"])],
+                         env=subprocess_env(), capture_output=True, text=True)
     assert one.returncode == 0, one.stderr[-3000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
                           "-m", "p2med.cli", "train", "--config", str(files["two"])],
-                         env=_env(), capture_output=True, text=True, timeout=600)
+                         env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     lineage = json.loads((tmp_path / "two" / "s" / "final" / "lineage.json").read_text())
     digests = lineage["replica_sha256"]
