@@ -124,3 +124,15 @@ def test_loss_falls_well_below_a_control_trained_on_shuffled_targets(tmp_path):
     (train_real, held_real), (train_ctl, held_ctl) = result[False], result[True]
     print(f"train loss {train_real:.3f} vs control {train_ctl:.3f}; held-out {held_real:.3f} vs {held_ctl:.3f}")
     assert train_real < 0.5 * train_ctl and held_real < 0.5 * held_ctl
+
+
+def test_a_stage_that_trains_the_tower_feeds_pixels_and_caches_nothing(tmp_path):
+    ds = write_dataset(tmp_path, n_xray=4, n_ct=2, n_text=2, stages=("stage1",))
+    stage = one_stage("stage1", "lora", epochs=1)
+    stage[0]["trainable"]["vision"] = "lora"
+    stage[0]["lr"]["vision"] = 1e-3
+    final = train(train_config(tmp_path, ds, tmp_path / "out", stages=stage))
+    trained = parts(load_checkpoint(final)[0])["lora"]
+    assert any(k.startswith("vision.") and "lora_B" in k and v.abs().sum() > 0 for k, v in trained.items())
+    assert not (tmp_path / "out" / "features").exists()
+    assert json.loads((final / "lineage.json").read_text())["feature_cache"] is None
