@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.p2med-installed
 DEMO_OUT ?= runs/demo
 # Debian packages the tests use (installed only when missing; needs root or sudo)
-DEB_PACKAGES ?=
-# Debian's Orthanc unpacked (apt-get download + dpkg -x, not installed): the de-identification test's oracle
+# chromium: the clinician page's test (Playwright); postgresql: the serving store's PostgreSQL test
+DEB_PACKAGES ?= chromium postgresql
+# Debian's Orthanc + DICOMweb plugin unpacked (apt-get download + dpkg -x): de-identification oracle, serving's PACS
 ORTHANC_DIR ?= .cache/orthanc
 
 .PHONY: demo test test-fast install sysdeps orthanc fonts clean

@@ -20,6 +20,7 @@ from p2med.eval.config import EvalConfig
 from p2med.eval.exemplars import ExemplarSet
 from p2med.imaging.config import IngestConfig
 from p2med.model.config import ModelConfig
+from p2med.serve.config import ServeConfig
 from p2med.synth.config import SynthConfig
 from p2med.train.config import TrainConfig
 
@@ -28,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_CLASSES = {"synth": SynthConfig, "deid": DeidConfig, "clinical": CategoryConfig, "eval": EvalConfig,
                   "eval/judge_exemplars.yaml": ExemplarSet, "eval/ablation_paper.yaml": AblationConfig,
                   "ingest": IngestConfig, "model": ModelConfig, "dedup": DedupConfig,
-                  "build": BuildConfig, "prompts": Prompts, "train": TrainConfig}
+                  "build": BuildConfig, "prompts": Prompts, "train": TrainConfig,
+                  "serve": ServeConfig}
 
 
 def test_top_level_help_lists_every_command():

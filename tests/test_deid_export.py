@@ -291,6 +291,24 @@ def test_verify_catches_planted_leaks(mini_export, tmp_path):
     assert all(source_patient["name"] not in w for w in report.where)     # hits name the place, not the value
 
 
+def test_a_time_equal_to_a_short_source_id_is_not_a_leak(mini_export, tmp_path):
+    """Synthetic StudyIDs are the accession's last 6 digits; one like "192000" equals the time 19:20:00."""
+    from p2med.deid.export import deidentify_export
+
+    src = tmp_path / "src"
+    shutil.copytree(mini_export, src)
+    exam = _jsonl(src / "exams.jsonl")[0]
+    path = next(p for p in sorted((src / exam["files"][0]).rglob("*")) if p.is_file() and p.name != "broken.dcm")
+    ds = pydicom.dcmread(path)
+    ds.StudyID = str(ds.StudyTime)
+    ds.save_as(path, enforce_file_format=True)
+    key = DeidKey(b"t" * 40)
+    out = tmp_path / "out"
+    deidentify_export(src, out, key, DeidConfig(workers=1), progress=False)
+    report = verify(src, out, key, workers=1)
+    assert report.identifiers["number"] >= 1 and report.ok, report.where[:5]
+
+
 def test_output_is_deterministic_whatever_the_path_and_resumes_after_a_crash(mini_export, tmp_path, monkeypatch,
                                                                                caplog):
     from p2med.deid import export as deid_export

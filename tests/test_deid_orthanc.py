@@ -7,15 +7,8 @@ asserted instead."""
 
 from __future__ import annotations
 
-import base64
-import glob
 import io
 import json
-import os
-import secrets
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,6 +16,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from conftest import shared_data
+from orthanc_helpers import Orthanc, start_orthanc
 
 from p2med.deid.burned_in import BurnedInConfig
 from p2med.deid.config import DeidConfig
@@ -33,73 +27,10 @@ from p2med.deid.keys import DeidKey
 from p2med.deid.profile import load_profile
 from p2med.deid.text import KnownIdentifiers
 
-ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".cache" / "orthanc"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Orthanc:
-    def __init__(self, url: str, user: str, password: str) -> None:
-        self.url = url
-        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-    def request(self, path: str, data: bytes | None = None, method: str | None = None) -> bytes:
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Authorization": self.auth})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.read()
-
-
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory):
-    binary = CACHE / "root" / "usr" / "sbin" / "Orthanc"
-    if not binary.exists():
-        proc = subprocess.run(["sh", str(ROOT / "tests" / "fetch_orthanc.sh"), str(CACHE)], capture_output=True,
-                              text=True, timeout=600)
-        if proc.returncode != 0:
-            msg = f"cannot unpack Debian's orthanc (make orthanc): {proc.stderr[-400:]}"
-            if os.environ.get("CI"):
-                pytest.fail(msg)
-            pytest.skip(msg)
-    work = tmp_path_factory.mktemp("orthanc")
-    port, password = _free_port(), secrets.token_hex(12)
-    config = {"Name": "p2med-deid-test", "StorageDirectory": str(work / "db"), "IndexDirectory": str(work / "db"),
-              "HttpPort": port, "DicomServerEnabled": False, "RemoteAccessAllowed": False,
-              "AuthenticationEnabled": True, "RegisteredUsers": {"p2med": password}, "DefaultEncoding": "Utf8",
-              "Plugins": [], "HttpDescribeErrors": True}
-    (work / "orthanc.json").write_text(json.dumps(config))
-    libdir = glob.glob(str(CACHE / "root" / "usr" / "lib" / "*-linux-gnu"))
-    dicdir = glob.glob(str(CACHE / "root" / "usr" / "share" / "libdcmtk*" / "dicom.dic"))
-    env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(libdir + [os.environ.get("LD_LIBRARY_PATH", "")]),
-           "DCMDICTPATH": dicdir[0] if dicdir else ""}
-    log = open(work / "orthanc.log", "wb")
-    proc = subprocess.Popen([str(binary), str(work / "orthanc.json")], env=env, stdout=log, stderr=log)
-    server = Orthanc(f"http://127.0.0.1:{port}", "p2med", password)
-    try:
-        for _ in range(150):
-            if proc.poll() is not None:
-                pytest.fail(f"Orthanc exited: {(work / 'orthanc.log').read_text(errors='replace')[-1500:]}")
-            try:
-                json.loads(server.request("/system"))
-                break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.2)
-        else:
-            pytest.fail("Orthanc did not answer on 127.0.0.1 within 30 s")
+    with start_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_orthanc_refuses_requests_without_credentials(orthanc):

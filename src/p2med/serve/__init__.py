@@ -1,0 +1,1 @@
+"""Serving a checkpoint inside the hospital: OpenAI-compatible API, clinician page, drafts, audit, PACS."""

@@ -1,0 +1,83 @@
+"""The engine: the fast decoder gives the tokens of ``generate_ids`` (merged LoRA, left-padded batch, images),
+concurrent requests batched together answer what each gets alone, a full queue refuses, a late request times
+out and frees its row, and stopping fails what is still waiting."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from model_helpers import conversation, mini_model, one_thread, randomize_lora  # noqa: F401 (fixture)
+
+from p2med.model.generate import GenerationConfig, _batch, generate, generate_ids
+from p2med.serve.engine import Engine, Overloaded, ShuttingDown, TimedOut
+from p2med.serve.fast_decode import decoder_for
+
+
+@pytest.fixture(scope="module")
+def served():
+    model, processor, tok = mini_model()
+    randomize_lora(model)
+    model.merge_lora()
+    return model, processor, tok
+
+
+def _convs():
+    convs = [conversation(answer=None, seed=i) for i in range(3)]
+    convs[1]["turns"][0]["human"] += " 患儿咳嗽三天，发热一天，请结合临床"          # unequal lengths: left padding
+    return convs
+
+
+@pytest.mark.parametrize("sample", [False, True])
+def test_fast_decoder_matches_generate_ids(served, sample, one_thread):
+    model, processor, tok = served
+    decode = decoder_for(model)
+    assert decode is not None
+    cfg = GenerationConfig(max_new_tokens=16, do_sample=sample, temperature=0.8, top_p=0.9, seed=3)
+    batch = _batch(model, processor, _convs())
+    ours = torch.stack(list(decode(model, batch, cfg, tok.eos_token_id)))         # [steps, B]
+    ref = torch.stack(list(generate_ids(model, batch, cfg, tok.eos_token_id)))
+    assert torch.equal(ours, ref)
+
+
+def test_batched_requests_answer_as_alone(served, one_thread):
+    model, processor, _ = served
+    engine = Engine(model, processor, max_batch=4, batch_wait_s=0.2, decoder=decoder_for(model))
+    engine.start()
+    cfg = GenerationConfig(max_new_tokens=12)
+    convs = _convs()
+    alone = [generate(model, processor, [c], cfg)[0] for c in convs]
+    jobs = [engine.submit(c, cfg) for c in convs]
+    out = ["".join(engine.pieces(j, 60)) for j in jobs]
+    engine.stop(5)
+    assert out == alone
+    assert all(j.prompt_tokens > 0 and 0 < j.completion_tokens <= 12 for j in jobs)
+
+
+def test_full_queue_timeout_and_stop(served):
+    model, processor, _ = served
+    gate = threading.Event()
+
+    def blocked(*args):                              # a decoder that waits: the queue fills behind it
+        gate.wait(10)
+        yield from decoder_for(model)(*args)
+    engine = Engine(model, processor, max_batch=1, max_queue=2, batch_wait_s=0, decoder=blocked)
+    engine.start()
+    conv, cfg = conversation(answer=None), GenerationConfig(max_new_tokens=4)
+    running = engine.submit(conv, cfg)
+    while engine.queued():
+        pass                                          # the worker took it and waits on the gate
+    waiting = [engine.submit(conv, cfg), engine.submit(conv, cfg)]
+    with pytest.raises(Overloaded):
+        engine.submit(conv, cfg)
+    with pytest.raises(TimedOut):
+        list(engine.pieces(running, 0.05))
+    assert running.cancelled.is_set()
+    threading.Timer(0.3, gate.set).start()
+    engine.stop(0.0)                                  # no grace: the waiting requests fail
+    with pytest.raises(ShuttingDown):
+        engine.submit(conv, cfg)
+    for job in waiting:
+        with pytest.raises(ShuttingDown):
+            list(engine.pieces(job, 5))
