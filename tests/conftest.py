@@ -36,3 +36,14 @@ def small_hospital(tmp_path_factory) -> tuple[Path, Path]:
                       hard_negative_share=0.1, missing_output_share=0.1, overlong_share=0.1, burned_in_share=0.2)
     synthesize(cfg, root / "export", root / "truth", progress=False)
     return root / "export", root / "truth"
+
+
+@pytest.fixture(scope="session")
+def small_hospital_ingested(small_hospital, tmp_path_factory) -> Path:
+    """A folder holding ``cache/``: the small hospital's ingest cache, built once per session (curation and
+    training tests build their datasets beside it, so manifests name it as ``../cache``)."""
+    from p2med.imaging.ingest import ingest_export
+
+    root = tmp_path_factory.mktemp("ingested")
+    ingest_export(small_hospital[0], root / "cache", workers=1, progress=False)
+    return root

@@ -22,13 +22,14 @@ from p2med.imaging.config import IngestConfig
 from p2med.model.config import ModelConfig
 from p2med.serve.config import ServeConfig
 from p2med.synth.config import SynthConfig
+from p2med.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 # config folder (or folder/file.yaml, for a file that configures something else) -> the dataclass it configures
 CONFIG_CLASSES = {"synth": SynthConfig, "deid": DeidConfig, "clinical": CategoryConfig, "eval": EvalConfig,
                   "eval/judge_exemplars.yaml": ExemplarSet, "eval/ablation_paper.yaml": AblationConfig,
                   "ingest": IngestConfig, "model": ModelConfig, "dedup": DedupConfig,
-                  "build": BuildConfig, "prompts": Prompts,
+                  "build": BuildConfig, "prompts": Prompts, "train": TrainConfig,
                   "serve": ServeConfig}
 
 

@@ -23,12 +23,9 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def built(small_hospital, tmp_path_factory):
-    from p2med.imaging.ingest import ingest_export
-
+def built(small_hospital, small_hospital_ingested):
     export, truth = small_hospital
-    root = tmp_path_factory.mktemp("build")
-    ingest_export(export, root / "cache", workers=1)
+    root = small_hospital_ingested
     cfg = BuildConfig(scale=0.01, benchmark=SMALL_BENCH)
     result = build_dataset(export, root / "cache", root / "ds", cfg)
     return export, truth, root, cfg, result

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dedup": ("p2med.curate.dedup_cli", "near-duplicate clusters of text records (MinHash + LSH + exact Jaccard)"),
     "build": ("p2med.curate.cli", "export + ingest cache -> training stages 1-3 and the benchmark"),
     "review": ("p2med.curate.review_cli", "apply the specialists' verdicts to the benchmark"),
+    "train": ("p2med.train.cli", "train the model through its three stages (one CPU, one GPU, or torchrun)"),
     "eval": ("p2med.eval.cli", "score a model on the six-task benchmark: judge, clinical and NLG metrics, report"),
     "compare": ("p2med.eval.compare", "compare two evaluation runs on the same samples (paired statistics)"),
     "ablate": ("p2med.eval.ablation", "tables shaped like the paper's Tables I-IV from model variants"),
