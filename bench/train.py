@@ -9,10 +9,10 @@ mean loss; the same AdamW, learning rates and warmup + cosine schedule. Both sta
 grouping (``length_group=1``), so each holds the set's real spread of lengths.
 
 Cases: 32-slice CT batches, 2-view X-ray batches, and the synthetic hospital's stage-3 set (``p2med synth`` ->
-``ingest`` -> ``build``, mixed X-ray / CT / records). Per case, rounds alternate [matmul peak, ours, stock]
-(interleaved; medians reported). Useful FLOPs = FLOPs of each sample's forward + backward alone on cached
-features (no encoder, no padding), counted with ``torch.utils.flop_counter``; the stock loop's fraction counts
-everything it executes. fp32, 2 threads (bf16 matmul is ~100x slower on these CPUs).
+``ingest`` -> ``build``, mixed X-ray / CT / records). Per case, after one untimed warm-up step of each loop,
+rounds alternate [matmul peak, ours, stock] (interleaved; medians reported). Useful FLOPs = FLOPs of each
+sample's forward + backward alone on cached features (no encoder, no padding), counted with
+``torch.utils.flop_counter``; the stock loop's fraction counts everything it executes. fp32, 2 threads (bf16 matmul is ~100x slower on these CPUs).
 
 Run: ``PYTHONPATH=src python bench/train.py [--steps 5] [--rounds 3] [--mixed DATASET]``
 """
@@ -116,7 +116,7 @@ class Stock:
         groups = [{"params": [p for n, p in named if n.startswith(part)], "lr": stage.lr[part]}
                   for part in ("perceiver", "llm")]
         self.params = [p for _, p in named]
-        self.opt = torch.optim.AdamW(groups)
+        self.opt = torch.optim.AdamW(groups, weight_decay=0.0)  # as ours (TrainConfig.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, cosine_with_warmup(total, 0.03))
 
     def batch(self, samples) -> dict:
@@ -222,6 +222,10 @@ def run_case(name: str, ds: Path, batch_size: int, steps: int, rounds: int, work
     pad_stock = sum(len(b) * max(data.samples[i].length for i in b) for b in batches)
     real = sum(data.samples[i].length for b in batches for i in b)
 
+    warm = StageTrainer(cfg, stage, copy.deepcopy(model0), processor, data, cache_root, features, Dist(),
+                        work / "ours", {})
+    warm.step([batches[0]], 1)                      # warm-up (allocator, thread pool, kernels), untimed
+    Stock(copy.deepcopy(model0), processor, cache_root, stage, steps).step(samples[0])
     ours_t, stock_t, peaks, diffs, losses = [], [], [], [], None
     for _ in range(rounds):
         peaks.append(matmul_peak())
@@ -265,7 +269,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        results = [run_case("ct", imaging_set(tmp / "ct", "CT", 4 * args.steps), 4, args.steps, args.rounds, tmp / "w1"),
+        results = [run_case("ct", imaging_set(tmp / "ct", "CT", 4 * args.steps), 4, args.steps, args.rounds,
+                            tmp / "w1"),
                    run_case("xray", imaging_set(tmp / "xr", "XR", 8 * args.steps), 8, args.steps, args.rounds,
                             tmp / "w2"),
                    run_case("mixed", args.mixed or hospital_set(tmp / "hosp"), 8, args.steps, args.rounds, tmp / "w3")]

@@ -130,3 +130,16 @@ def test_bad_shard_line_names_file_and_line(tmp_path):
     _, processor, _ = mini_model()
     with pytest.raises(P2MedError, match=r"samples-00001\.jsonl:2"):
         load_stage(ds, "stage1", processor)
+
+
+def test_a_later_stage_needs_the_previous_stage_and_stage_names_are_checked(tmp_path):
+    from train_helpers import train_config
+
+    from p2med.train.run import train
+
+    ds = write_dataset(tmp_path, n_xray=1, n_ct=0, n_text=1)
+    cfg = train_config(tmp_path, ds, tmp_path / "out")
+    with pytest.raises(P2MedError, match=r"run stage 1 first \(--stage 1\)"):
+        train(cfg, stage=2)
+    with pytest.raises(P2MedError, match="stages 1..3"):
+        train(cfg, stage="7")

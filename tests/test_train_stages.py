@@ -7,7 +7,6 @@ mini model and a small dataset in the documented format (train_helpers.write_dat
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,18 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
-from train_helpers import heldout_loss, train_config, write_dataset
+from train_helpers import config_file, heldout_loss, one_stage, subprocess_env, train_config, write_dataset
 
-from p2med.config import to_dict
 from p2med.model.build import build_parts
 from p2med.model.checkpoint import load_checkpoint
 from p2med.model.tokenizer import load_tokenizer
 from p2med.train.metrics import read_metrics
 from p2med.train.run import model_config, train
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def parts(model) -> dict[str, dict[str, torch.Tensor]]:
     """Parameters per part: vision, perceiver, llm (base weights, peft's names undone) and lora."""
@@ -89,22 +83,14 @@ def _cli(cfg_file: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "p2med.cli", "train", "--config", str(cfg_file), *extra]
 
 
-def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-
-
 @pytest.mark.slow
 def test_run_killed_mid_training_resumes_with_the_same_losses(tmp_path):
     ds = write_dataset(tmp_path, n_xray=8, n_ct=4, n_text=8, stages=("stage1",))
-    stage = [{"name": "s", "data": "stage1", "trainable": {"vision": "frozen", "perceiver": "full", "llm": "lora"},
-              "lr": {"perceiver": 1e-3, "llm": 1e-3}, "epochs": 12}]
-    files = {}
-    for run in ("whole", "killed"):
-        cfg = train_config(tmp_path, ds, tmp_path / run, stages=stage, checkpoint_every=5, grad_accum=2)
-        files[run] = tmp_path / f"{run}.yaml"
-        files[run].write_text(yaml.safe_dump(to_dict(cfg), allow_unicode=True), encoding="utf-8")
-    subprocess.run(_cli(files["whole"]), env=_env(), check=True, capture_output=True)
-    proc = subprocess.Popen(_cli(files["killed"]), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    files = {run: config_file(tmp_path, ds, run, stages=one_stage("stage1", "lora", epochs=12), checkpoint_every=5,
+                              grad_accum=2) for run in ("whole", "killed")}
+    subprocess.run(_cli(files["whole"]), env=subprocess_env(), check=True, capture_output=True)
+    proc = subprocess.Popen(_cli(files["killed"]), env=subprocess_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     ckdir = tmp_path / "killed" / "s" / "checkpoints"
     deadline = time.time() + 300
     while proc.poll() is None and not list(ckdir.glob("step-*")) and time.time() < deadline:
@@ -112,21 +98,20 @@ def test_run_killed_mid_training_resumes_with_the_same_losses(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "killed" / "s" / "final").exists(), "the run finished before it could be killed"
-    out = subprocess.run(_cli(files["killed"], "--resume"), env=_env(), capture_output=True, text=True)
+    out = subprocess.run(_cli(files["killed"], "--resume"), env=subprocess_env(), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     whole, resumed = read_metrics(tmp_path / "whole" / "s"), read_metrics(tmp_path / "killed" / "s")
     assert [r["step"] for r in resumed] == [r["step"] for r in whole] and len(whole) > 10
     assert [r["loss"] for r in resumed] == [r["loss"] for r in whole]
     a, b = (load_checkpoint(tmp_path / r / "s" / "final")[0] for r in ("whole", "killed"))
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
-    again = subprocess.run(_cli(files["killed"]), env=_env(), capture_output=True, text=True)
+    again = subprocess.run(_cli(files["killed"]), env=subprocess_env(), capture_output=True, text=True)
     assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
 
 
 @pytest.mark.slow
 def test_loss_falls_well_below_a_control_trained_on_shuffled_targets(tmp_path):
-    stage = [{"name": "s", "data": "stage3", "trainable": {"vision": "frozen", "perceiver": "full", "llm": "full"},
-              "lr": {"perceiver": 3e-3, "llm": 3e-3}, "epochs": 30}]
+    stage = one_stage("stage3", "full", epochs=30, lr=3e-3)
     result = {}
     real = None
     for shuffled in (False, True):
@@ -139,3 +124,15 @@ def test_loss_falls_well_below_a_control_trained_on_shuffled_targets(tmp_path):
     (train_real, held_real), (train_ctl, held_ctl) = result[False], result[True]
     print(f"train loss {train_real:.3f} vs control {train_ctl:.3f}; held-out {held_real:.3f} vs {held_ctl:.3f}")
     assert train_real < 0.5 * train_ctl and held_real < 0.5 * held_ctl
+
+
+def test_a_stage_that_trains_the_tower_feeds_pixels_and_caches_nothing(tmp_path):
+    ds = write_dataset(tmp_path, n_xray=4, n_ct=2, n_text=2, stages=("stage1",))
+    stage = one_stage("stage1", "lora", epochs=1)
+    stage[0]["trainable"]["vision"] = "lora"
+    stage[0]["lr"]["vision"] = 1e-3
+    final = train(train_config(tmp_path, ds, tmp_path / "out", stages=stage))
+    trained = parts(load_checkpoint(final)[0])["lora"]
+    assert any(k.startswith("vision.") and "lora_B" in k and v.abs().sum() > 0 for k, v in trained.items())
+    assert not (tmp_path / "out" / "features").exists()
+    assert json.loads((final / "lineage.json").read_text())["feature_cache"] is None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import random
 from pathlib import Path
 
@@ -128,6 +129,29 @@ def mini_model_yaml(path: Path) -> Path:
     data = to_dict(mini_config())
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def one_stage(data: str, llm: str, epochs: int, lr: float = 1e-3) -> list[dict]:
+    """A one-stage list named "s": the perceiver trains, the LLM as ``llm`` (frozen | lora | full)."""
+    rates = {"perceiver": lr, **({} if llm == "frozen" else {"llm": lr})}
+    return [{"name": "s", "data": data, "trainable": {"vision": "frozen", "perceiver": "full", "llm": llm},
+             "lr": rates, "epochs": epochs}]
+
+
+def config_file(root: Path, ds: Path, run: str, **over) -> Path:
+    """``root/RUN.yaml``: train_config(...) with out=root/RUN, for the CLI in a subprocess."""
+    from p2med.config import to_dict
+
+    path = root / f"{run}.yaml"
+    path.write_text(yaml.safe_dump(to_dict(train_config(root, ds, root / run, **over)), allow_unicode=True),
+                    encoding="utf-8")
+    return path
+
+
+def subprocess_env() -> dict:
+    """The environment of a `p2med train` subprocess: this checkout's src, offline, one thread."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    return {**os.environ, "PYTHONPATH": str(src), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
 def train_config(root: Path, ds: Path, out: Path, **over) -> "TrainConfig":  # noqa: F821

@@ -54,6 +54,7 @@ class FeatureCacheConfig:
 
 @dataclass
 class DistributedConfig:
+    strategy: Literal["ddp", "fsdp"] = "ddp"  # torchrun: replicate (DDP) or shard the LLM's layers (FSDP, 8B)
     backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl with CUDA, gloo on CPU
 
 

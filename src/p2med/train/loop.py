@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import logging
 import math
@@ -29,11 +30,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..common.errors import P2MedError
 from ..model.conversation import IGNORE
 from .checkpoint import prune, save_training_checkpoint, step_name
 from .config import PARTS, StageConfig, TrainConfig
 from .data import StageData, TrainSample, load_image
-from .distributed import Dist, no_sync, unwrap, wrap
+from .distributed import (Dist, clip_grad_norm, full_state, is_sharded, load_full_optimizer_state, no_sync,
+                          sync_replicated_grads, unwrap, wrap)
 from .features import FeatureCache
 from .metrics import MetricsLog
 from .sampler import Plan, length_buckets, plan_batches, shard
@@ -89,7 +92,10 @@ class StageTrainer:
             unwrap(model).llm.model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False})
         self.trains_vision = stage.trainable.vision != "frozen"
-        self.model_w = wrap(model, dist)
+        self.sharded = dist.active and cfg.distributed.strategy == "fsdp"
+        # FSDP: rank 0 keeps an unsharded CPU copy to write checkpoints from the gathered state
+        self.plain = copy.deepcopy(model).cpu() if self.sharded and dist.main else None
+        self.model_w = wrap(model, dist, cfg.distributed.strategy)
         self.opt = torch.optim.AdamW(param_groups(model, stage, cfg.weight_decay), betas=tuple(cfg.betas))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, cosine_with_warmup(self.total_steps,
                                                                                        cfg.warmup_ratio))
@@ -130,15 +136,19 @@ class StageTrainer:
         units = []
         for batch in micro:
             mine = [samples[i] for i in shard(batch, self.dist.rank, self.dist.world)]
-            pieces = length_buckets([s.length for s in mine]) if self.cfg.unpad else [list(range(len(mine)))]
+            # FSDP gathers each layer per forward: every rank must run as many forwards, so no buckets
+            bucket = self.cfg.unpad and not self.sharded
+            pieces = length_buckets([s.length for s in mine]) if bucket else [list(range(len(mine)))]
             units += [[mine[j] for j in piece] for piece in pieces]
         tally = torch.zeros((len(self.task_index), 2), dtype=torch.float64)
         self.opt.zero_grad(set_to_none=True)
         for k, unit in enumerate(units):
             self._forward_backward(unit, max(n_global, 1), sync=k == len(units) - 1, tally=tally)
         params = [p for g in self.opt.param_groups for p in g["params"]]
+        if self.sharded:
+            sync_replicated_grads(params, self.dist)
         if self.cfg.clip_norm:
-            torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_norm)
+            clip_grad_norm(params, self.cfg.clip_norm, self.dist, self.sharded)
         lrs = {g["part"]: g["lr"] for g in self.opt.param_groups}
         self.opt.step()
         self.sched.step()
@@ -154,7 +164,13 @@ class StageTrainer:
         """Train from the start or from ``state`` (a checkpoint's trainer state); returns the steps done."""
         start = 0
         if state is not None:
-            self.opt.load_state_dict(state["optimizer"])
+            if state.get("optimizer_format", "torch") != ("fsdp_full" if self.sharded else "torch"):
+                raise P2MedError(f"{self.stage.name}: the checkpoint was written with another distributed strategy "
+                                 "(FSDP vs DDP / one process); resume with the strategy that wrote it")
+            if self.sharded:
+                load_full_optimizer_state(self.model, self.opt, state["optimizer"])
+            else:
+                self.opt.load_state_dict(state["optimizer"])
             self.sched.load_state_dict(state["scheduler"])
             start = int(state["step"])
         self.model.train()
@@ -180,15 +196,28 @@ class StageTrainer:
         return self.total_steps
 
     def summary(self) -> dict[str, Any]:
-        return {"steps": self.total_steps, "batches": len(self.plan.batches),
+        sharded = sum(is_sharded(p) for p in self.model.parameters())
+        return {"steps": self.total_steps, "batches": len(self.plan.batches), "sharded_tensors": sharded,
                 "skipped_text_batches": self.plan.skipped_text, "dropped_small_batches": self.plan.dropped_small,
                 "world_size": self.dist.world}
 
     def checkpoint(self, step: int) -> None:
-        state = {"step": step, "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict()}
+        ckdir = self.stage_dir / "checkpoints"
+        self.save(ckdir / step_name(step), step, {**self.lineage, "step": step, **self.summary()}, with_state=True)
         if self.dist.main:
-            ckdir = self.stage_dir / "checkpoints"
-            lineage = {**self.lineage, "step": step, **self.summary()}
-            save_training_checkpoint(unwrap(self.model), self.processor, ckdir / step_name(step), state, lineage)
             prune(ckdir, self.cfg.keep_checkpoints)
         self.dist.barrier()
+
+    def save(self, folder: Path, step: int, lineage: dict[str, Any], with_state: bool) -> None:
+        """Rank 0 writes the checkpoint folder; under FSDP every rank first takes part in gathering the state."""
+        if self.sharded:
+            model_state, optim_state = full_state(self.model, self.opt)
+            model, fmt = self.plain, "fsdp_full"
+            if self.dist.main:
+                model.load_state_dict(model_state)
+        else:
+            model, optim_state, fmt = unwrap(self.model), self.opt.state_dict(), "torch"
+        state = {"step": step, "optimizer": optim_state, "optimizer_format": fmt,
+                 "scheduler": self.sched.state_dict()} if with_state else None
+        if self.dist.main:
+            save_training_checkpoint(model, self.processor, folder, state, lineage)

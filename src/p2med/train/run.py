@@ -32,7 +32,7 @@ from ..common.errors import P2MedError
 from ..config import load_config, to_dict
 from ..model.checkpoint import load_checkpoint
 from ..model.config import ModelConfig, preset_path
-from .checkpoint import LINEAGE, code_version, folder_digest, last_complete, load_state, save_training_checkpoint
+from .checkpoint import LINEAGE, code_version, folder_digest, last_complete, load_state
 from .config import StageConfig, TrainConfig
 from .data import load_stage, manifest_sha256, resolve_cache, stage_texts
 from .distributed import Dist, setup, teardown, unwrap
@@ -134,22 +134,22 @@ def run_stage(cfg: TrainConfig, k: int, dist: Dist, resume: bool) -> Path:
     if ckpt is not None and dist.main:
         log.info("%s: resuming from %s (step %d of %d)", stage.name, ckpt.name, state["step"], trainer.total_steps)
     steps = trainer.run(state)
-    if dist.main:
-        save_training_checkpoint(unwrap(model), processor, final, None,
-                                 {**lineage, "step": steps, **trainer.summary(), **replica_digests(model, dist)})
-    else:
-        replica_digests(model, dist)
+    digests = replica_digests(model, dist)
+    trainer.save(final, steps, {**lineage, "step": steps, **trainer.summary(), **digests}, with_state=False)
     dist.barrier()
     return final
 
 
 def replica_digests(model: Any, dist: Dist) -> dict[str, Any]:
-    """sha256 of every rank's trainable parameters (collective): equal digests = replicas in sync."""
+    """sha256 of every rank's replicated trainable parameters (collective): equal digests = replicas in sync
+    (under FSDP the sharded layers have one copy and are left out)."""
     import hashlib
+
+    from .distributed import is_sharded
 
     h = hashlib.sha256()
     for name, p in sorted(unwrap(model).named_parameters()):
-        if p.requires_grad:
+        if p.requires_grad and not is_sharded(p):
             h.update(name.encode())
             h.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return {"replica_sha256": dist.gather_strings(h.hexdigest())}
