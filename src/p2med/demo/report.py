@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 
 from ..common.atomic import write_text
+from ..eval.report import fmt
 
 FIGURES = [("xray_report", "finding_location", "X-ray: finding + side + zone"),
            ("ct_report", "finding_location", "CT: finding + side + lobe"),
@@ -23,11 +24,7 @@ FIGURES = [("xray_report", "finding_location", "X-ray: finding + side + zone"),
 
 
 def _fmt(ci: dict | None) -> str:
-    if not ci or ci.get("mean") is None:
-        return "—"
-    if ci.get("ci_low") is None:
-        return f"{100 * ci['mean']:.1f}% (n={ci['n']})"
-    return f"{100 * ci['mean']:.1f}% [{100 * ci['ci_low']:.1f}, {100 * ci['ci_high']:.1f}] (n={ci['n']})"
+    return fmt(ci, percent=True)
 
 
 def _chart(results: dict) -> str:
