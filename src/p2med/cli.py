@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model-info": ("p2med.model.cli", "count a model config's parameters exactly (meta device), e.g. --preset paper"),
     "serve": ("p2med.serve.cli", "serve a checkpoint on 127.0.0.1: OpenAI-compatible API, clinician page, audit"),
     "user": ("p2med.serve.users", "create, list or revoke the server's users and their API tokens"),
-    "demo": ("p2med.demo", "run the pipeline end to end on the embedded synthetic hospital"),
+    "demo": ("p2med.demo.cli", "run the pipeline end to end on the embedded synthetic hospital"),
 }
 
 

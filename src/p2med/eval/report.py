@@ -24,12 +24,14 @@ FACET_TITLES = {"age_band": "Age band", "sex": "Sex", "modality": "Modality", "v
 Block = tuple  # ("p", text) | ("table", headers, rows) | ("svg", markup)
 
 
-def fmt(cell: dict | None) -> str:
+def fmt(cell: dict | None, percent: bool = False) -> str:
+    """Mean [CI] (n) of a ``mean_ci`` cell, as a fraction or (``percent``) in percent."""
     if not cell or cell.get("mean") is None:
         return "—"
+    v = (lambda x: f"{100 * x:.1f}%") if percent else (lambda x: f"{x:.3f}")
     if cell.get("ci_low") is None:
-        return f"{cell['mean']:.3f} (n={cell['n']})"
-    return f"{cell['mean']:.3f} [{cell['ci_low']:.3f}, {cell['ci_high']:.3f}] (n={cell['n']})"
+        return f"{v(cell['mean'])} (n={cell['n']})"
+    return f"{v(cell['mean'])} [{v(cell['ci_low'])}, {v(cell['ci_high'])}] (n={cell['n']})"
 
 
 def _num(x) -> str:

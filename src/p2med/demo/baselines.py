@@ -1,0 +1,113 @@
+"""Controls that say how hard the demo's tasks are, on the same held-out samples as the model.
+
+- ``chance``: the accuracy of the best constant answer, i.e. the share of the most frequent reference value
+  (finding set, change set, diagnosis category) on the held-out set itself: an upper bound for any answer that
+  ignores the input.
+- ``pixels``: multinomial logistic regression on downsampled pixels (X-ray: the frontal view at 24 x 24; CT:
+  the first series resampled to 12 slices of 16 x 16), trained on the training hospital's exams, predicting
+  the reference impression's finding set as one class.
+- ``bag_of_words``: logistic regression on character 1-3-grams (tf-idf) of a record's prompt (its input
+  sections), predicting the diagnosis category.
+Labels come from the report text through the evaluation extractor, never from the synthetic ground truth.
+Example: ``pixel_baseline(train, test, cache, cache_test)`` -> [0/1 per test radiology sample].
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import RADIOLOGY, DemoScorer, diagnosis_key
+
+
+def _finding_label(s: dict, scorer: DemoScorer) -> str:
+    impression = s["turns"][-1]["target"].get("impression", "")
+    return repr(sorted(map(repr, _present(scorer, impression, s["lang"]))))
+
+
+def _present(scorer: DemoScorer, text: str, lang: str) -> set:
+    from ..clinical.findings import present
+    return present(scorer.impression(text, lang))
+
+
+def _change_label(s: dict, scorer: DemoScorer) -> str | None:
+    from ..clinical.findings import changes
+    ref = changes(scorer.impression(s["turns"][-1]["target"].get("impression", ""), s["lang"]))
+    return repr(sorted(map(repr, ref))) if ref and len(s["turns"]) > 1 else None
+
+
+def _diagnosis_label(s: dict, scorer: DemoScorer) -> str | None:
+    key = diagnosis_key(s["output_keys"])
+    return scorer.category(s["turns"][-1]["target"].get(key, ""), s["lang"]) if key else None
+
+
+def chance(samples: list[dict], scorer: DemoScorer | None = None) -> dict[str, dict[str, float]]:
+    """{task: {figure: share of the most frequent reference value}} on ``samples``."""
+    scorer = scorer or DemoScorer()
+    labels: dict[tuple[str, str], list] = {}
+    for s in samples:
+        if s["task"] in RADIOLOGY:
+            labels.setdefault((s["task"], "finding_location"), []).append(_finding_label(s, scorer))
+            c = _change_label(s, scorer)
+            if c is not None:
+                labels.setdefault((s["task"], "change"), []).append(c)
+        else:
+            labels.setdefault((s["task"], "diagnosis"), []).append(_diagnosis_label(s, scorer))
+    out: dict[str, dict[str, float]] = {}
+    for (task, fig), vals in labels.items():
+        out.setdefault(task, {})[fig] = round(Counter(vals).most_common(1)[0][1] / len(vals), 6)
+    return out
+
+
+def _pixels(s: dict, cache: Path) -> np.ndarray:
+    img = s["images"][s["turns"][-1]["images"][0]]
+    arr = np.load(cache / img["array"]).astype(np.float32)[: img.get("true_slices") or None]   # [S, H, W]
+    if s["task"] == "xray_report":
+        h = arr.shape[-1] // 24
+        return arr[0, : 24 * h, : 24 * h].reshape(24, h, 24, h).mean((1, 3)).ravel()
+    z = np.linspace(0, len(arr) - 1, 12).round().astype(int)
+    h = arr.shape[-1] // 16
+    return arr[z][:, : 16 * h, : 16 * h].reshape(12, 16, h, 16, h).mean((2, 4)).ravel()
+
+
+def pixel_baseline(train: list[dict], test: list[dict], cache: Path, test_cache: Path, task: str,
+                   scorer: DemoScorer | None = None) -> list[int]:
+    """0/1 per ``test`` sample of ``task``: the logistic regression's finding set equals the reference's."""
+    from sklearn.linear_model import LogisticRegression
+
+    scorer = scorer or DemoScorer()
+    tr = [s for s in train if s["task"] == task]
+    te = [s for s in test if s["task"] == task]
+    if not tr or not te:
+        return []
+    y = [_finding_label(s, scorer) for s in tr]
+    if len(set(y)) < 2:
+        return [int(_finding_label(s, scorer) == y[0]) for s in te]
+    x = np.stack([_pixels(s, cache) for s in tr])
+    mean, sd = x.mean(0), x.std(0) + 1e-6
+    clf = LogisticRegression(max_iter=2000, C=0.1).fit((x - mean) / sd, y)
+    pred = clf.predict((np.stack([_pixels(s, test_cache) for s in te]) - mean) / sd)
+    return [int(p == _finding_label(s, scorer)) for p, s in zip(pred, te)]
+
+
+def bag_of_words_baseline(train: list[dict], test: list[dict], task: str, scorer: DemoScorer | None = None
+                          ) -> list[int]:
+    """0/1 per ``test`` record sample of ``task``: the predicted category equals the reference's."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    scorer = scorer or DemoScorer()
+    tr = [s for s in train if s["task"] == task and _diagnosis_label(s, scorer)]
+    te = [s for s in test if s["task"] == task]
+    if not tr or not te:
+        return []
+    y = [_diagnosis_label(s, scorer) for s in tr]
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True)
+    x = vec.fit_transform([s["turns"][-1]["human"] for s in tr])
+    if len(set(y)) < 2:
+        return [int(_diagnosis_label(s, scorer) == y[0]) for s in te]
+    clf = LogisticRegression(max_iter=2000, C=10.0).fit(x, y)
+    pred = clf.predict(vec.transform([s["turns"][-1]["human"] for s in te]))
+    return [int(p == _diagnosis_label(s, scorer)) for p, s in zip(pred, te)]

@@ -1,0 +1,84 @@
+"""The demo's clinical figures, per held-out benchmark sample, from a model's answers and the references.
+
+- ``finding_location``: radiology samples; the set of findings the impression says are present now, each as
+  (pattern, side, zone or lobe), equals the reference's (a normal exam: both empty). Extracted by the
+  evaluation's finding extractor (``p2med.clinical.findings``), never from the synthetic ground truth.
+- ``change``: follow-up samples (with a prior turn) whose reference states a change; the set of (finding,
+  new | improved | progressed | unchanged | resolved) equals the reference's.
+- ``diagnosis``: record samples; the primary normalised category of the answer's diagnosis section equals the
+  reference's (``p2med.clinical.categories``).
+Each figure is a list of 0/1 values; ``summarise`` gives mean and t-interval (``p2med.eval.stats.mean_ci``).
+Example: ``score_samples(samples, answers)["xray_report"]["finding_location"]`` -> [1, 0, 1, ...].
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..clinical.categories import CategoryNormaliser
+from ..clinical.findings import FindingExtractor, changes, present
+from ..eval.stats import mean_ci
+from ..text.sections import parse_sections
+
+RADIOLOGY = ("xray_report", "ct_report")
+DIAGNOSIS_KEYS = ("impression", "preliminary_diagnosis", "admission_diagnosis", "current_diagnosis")
+
+
+class DemoScorer:
+    def __init__(self) -> None:
+        self.extractor = FindingExtractor()
+        self.normaliser = CategoryNormaliser.from_yaml()
+
+    def impression(self, text: str, lang: str) -> list:
+        return self.extractor.extract(text, lang)
+
+    def finding_location(self, reference: str, candidate: str, lang: str) -> int:
+        return int(present(self.impression(reference, lang)) == present(self.impression(candidate, lang)))
+
+    def change(self, reference: str, candidate: str, lang: str) -> int | None:
+        ref = changes(self.impression(reference, lang))
+        if not ref:
+            return None
+        return int(ref == changes(self.impression(candidate, lang)))
+
+    def category(self, text: str, lang: str) -> str | None:
+        cats = self.normaliser.normalise(text, lang).categories
+        return cats[0] if cats else None
+
+    def diagnosis(self, reference: str, candidate: str, lang: str) -> int:
+        ref = self.category(reference, lang)
+        return int(ref is not None and ref == self.category(candidate, lang))
+
+
+def diagnosis_key(output_keys: list[str]) -> str | None:
+    return next((k for k in DIAGNOSIS_KEYS if k in output_keys), None)
+
+
+def score_samples(samples: list[dict], answers: dict[str, str], scorer: DemoScorer | None = None
+                  ) -> dict[str, dict[str, list[int]]]:
+    """{task: {figure: [0/1 per sample]}} for the samples that have an answer; a missing section counts as
+    an empty answer (it is wrong unless the reference is empty too)."""
+    scorer = scorer or DemoScorer()
+    out: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for s in samples:
+        if s["sample_id"] not in answers:
+            continue
+        lang, keys = s["lang"], s["output_keys"]
+        target = s["turns"][-1]["target"]
+        parsed = parse_sections(answers[s["sample_id"]], keys).sections
+        if s["task"] in RADIOLOGY:
+            ref, cand = target.get("impression", ""), parsed.get("impression", "")
+            out[s["task"]]["finding_location"].append(scorer.finding_location(ref, cand, lang))
+            if len(s["turns"]) > 1:
+                c = scorer.change(ref, cand, lang)
+                if c is not None:
+                    out[s["task"]]["change"].append(c)
+        else:
+            key = diagnosis_key(keys)
+            if key:
+                out[s["task"]]["diagnosis"].append(scorer.diagnosis(target.get(key, ""), parsed.get(key, ""), lang))
+    return {t: dict(v) for t, v in out.items()}
+
+
+def summarise(scores: dict[str, dict[str, list[int]]]) -> dict[str, dict[str, dict]]:
+    return {t: {f: mean_ci(v) for f, v in figs.items()} for t, figs in scores.items()}

@@ -1,0 +1,97 @@
+"""The demo: its scoring and controls on hand-made samples, and the reduced demo end to end (two synthetic
+hospitals -> de-identify -> ingest -> build -> train -> answer -> report), resumed without redoing a step."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from p2med.demo.baselines import chance
+from p2med.demo.controls import shuffle_images
+from p2med.demo.metrics import score_samples
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _xr(sid: str, impression: str, turns: int = 1, images: int = 1) -> dict:
+    return {"sample_id": sid, "task": "xray_report", "lang": "zh", "output_keys": ["findings", "impression"],
+            "images": [{"array": f"{sid}-{k}.npy"} for k in range(turns * images)],
+            "turns": [{"images": list(range(k * images, (k + 1) * images)), "human": "<image>" * images,
+                       "target": {"findings": "……", "impression": impression},
+                       "assistant": f"【影像所见】……\n【影像诊断】{impression}"} for k in range(turns)]}
+
+
+def _record(sid: str, diagnosis: str) -> dict:
+    return {"sample_id": sid, "task": "outpatient", "lang": "zh", "images": [],
+            "output_keys": ["preliminary_diagnosis", "treatment_recommendation", "treatment_plan"],
+            "turns": [{"images": [], "human": "咳嗽", "target": {"preliminary_diagnosis": diagnosis}}]}
+
+
+def test_finding_location_change_and_diagnosis_scores():
+    samples = [_xr("a", "右肺下野斑片影，考虑支气管肺炎。"), _xr("b", "心肺膈未见明显异常。"),
+               _xr("c", "1.右肺下野斑片影。2.左侧胸腔积液。"), _xr("d", "右肺下野斑片影，较前吸收好转。", turns=2),
+               _record("e", "支气管肺炎"), _record("f", "急性上呼吸道感染")]
+    answers = {"a": "【影像所见】……【影像诊断】右肺下野斑片影，考虑支气管肺炎。",
+               "b": "【影像诊断】右肺上野斑片影。",                       # a finding where there is none
+               "c": "【影像诊断】右肺下野斑片影。",                       # one of two findings
+               "d": "【影像诊断】右肺下野斑片影，较前进展。",              # right finding, wrong change
+               "e": "【初步诊断】支气管肺炎（可能）【处理意见】……", "f": "no sections at all"}
+    s = score_samples(samples, answers)
+    assert s["xray_report"]["finding_location"] == [1, 0, 0, 1]
+    assert s["xray_report"]["change"] == [0]
+    assert s["outpatient"]["diagnosis"] == [1, 0]
+    c = chance(samples)
+    assert c["xray_report"]["finding_location"] == pytest.approx(2 / 4)   # the right-lower patchy set, twice
+    assert c["outpatient"]["diagnosis"] == pytest.approx(1 / 2)
+
+
+def test_shuffled_control_gives_every_exam_another_exams_images():
+    samples = [_xr(f"s{i}", "心肺膈未见明显异常。", images=1 + i % 2) for i in range(7)] + [_record("r", "哮喘")]
+    out = shuffle_images(samples, seed=3)
+    assert [s["sample_id"] for s in out] == [s["sample_id"] for s in samples]
+    for before, after in zip(samples, out):
+        assert after["turns"] == before["turns"], "text stays"
+        if before["images"]:
+            assert after["meta"]["images_from"] != before["sample_id"]
+            assert len(after["images"]) == len(before["images"]), "same layout"
+    assert Counter(a["array"] for s in out for a in s["images"]) == \
+        Counter(a["array"] for s in samples for a in s["images"]), "a permutation: every image used once"
+    assert shuffle_images(samples, seed=3) == out
+
+
+@pytest.mark.slow
+def test_reduced_demo_end_to_end_and_resumed(tmp_path):
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "p2med.cli", "demo", "--reduced", "--out", str(out)]
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1500)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "serve the model: p2med serve --model" in first.stdout
+
+    results = json.loads((out / "report" / "results.json").read_text(encoding="utf-8"))
+    bench = [json.loads(l) for l in (out / "held_out" / "dataset" / "benchmark" / "samples.jsonl").open()]
+    train_patients = {json.loads(l)["patient_id"] for f in (out / "train" / "dataset").glob("stage*/*.jsonl")
+                      for l in f.open()}
+    assert not train_patients & {s["patient_id"] for s in bench}, "the held-out hospital is never trained on"
+    by_task = Counter(s["task"] for s in bench)
+    for task in ("xray_report", "ct_report"):
+        for run in ("model", "shuffled"):
+            cell = results[run][task]["finding_location"]
+            assert cell["n"] == by_task[task] and 0 <= cell["mean"] <= 1
+    assert results["chance"] == chance(bench)
+    for name, target in results["targets"].items():
+        assert target["met"] in (True, False) and name
+    page = (out / "report" / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r"""(?:src|href)=["'](?!data:|#)""", page), "self-contained: no external asset"
+    assert "shuffled images" in page and "chance" in page
+    lineage = json.loads((out / "model" / "stage3" / "final" / "lineage.json").read_text())
+    assert lineage["config"]["stages"][0]["trainable"]["llm"] == "full"
+
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("done in an earlier run") == 8
