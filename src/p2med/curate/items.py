@@ -13,13 +13,13 @@ from typing import Any
 
 from ..common.ledger import Ledger
 from ..export.schema import EXAM_TASK, TASKS, sections_of
+from ..eval.benchmark import DIAGNOSIS_KEYS
 from ..export.tables import Export
 from ..text.age import age_days
 from ..text.sections import format_sections
 from .prompts import Prompts
 from .tokens import TokenCounter
 
-DIAGNOSIS_KEYS = ("impression", "preliminary_diagnosis", "admission_diagnosis", "current_diagnosis")
 
 
 @dataclass

@@ -17,11 +17,10 @@ from collections import defaultdict
 
 from ..clinical.categories import CategoryNormaliser
 from ..clinical.findings import FindingExtractor, changes, present
+from ..eval.benchmark import DIAGNOSIS_KEYS, IMAGE_TASKS as RADIOLOGY
 from ..eval.stats import mean_ci
 from ..text.sections import parse_sections
 
-RADIOLOGY = ("xray_report", "ct_report")
-DIAGNOSIS_KEYS = ("impression", "preliminary_diagnosis", "admission_diagnosis", "current_diagnosis")
 
 
 class DemoScorer:
