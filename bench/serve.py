@@ -42,6 +42,9 @@ from p2med.synth.findings import Finding  # noqa: E402
 from p2med.synth.reports import write_report  # noqa: E402
 
 NEW, PROMPT = 128, 64
+LLM_58M = ["llm.hf_config.hidden_size=768", "llm.hf_config.intermediate_size=2048",
+           "llm.hf_config.num_hidden_layers=8", "llm.hf_config.num_attention_heads=12",
+           "llm.hf_config.num_key_value_heads=12"]
 
 
 class NoEos:
@@ -111,11 +114,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("overrides", nargs="*", help="model config key=value, e.g. the issue's 58 M-parameter LLM: "
+                    + " ".join(LLM_58M))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     corpus = texts()
     tok = train_tokenizer(corpus, vocab_size=4096, min_frequency=3)
-    cfg = load_config(ModelConfig, ROOT / "configs" / "model" / "tiny.yaml", ["trainable.llm=lora"])
+    cfg = load_config(ModelConfig, ROOT / "configs" / "model" / "tiny.yaml", ["trainable.llm=lora", *args.overrides])
     torch.manual_seed(0)
     model, processor, tok = build_model(cfg, tokenizer=tok)
     with torch.no_grad():
@@ -125,7 +130,7 @@ def main() -> None:
     model.eval()
     conv = request(tok, corpus)
     n_llm = sum(p.numel() for p in model.llm.parameters())
-    print(f"tiny preset: LLM {n_llm / 1e6:.1f} M parameters (with LoRA), prompt {PROMPT} text + 32 image tokens, "
+    print(f"tiny preset{' with ' + ' '.join(args.overrides) if args.overrides else ''}: LLM {n_llm / 1e6:.1f} M parameters (with LoRA), prompt {PROMPT} text + 32 image tokens, "
           f"{NEW} new tokens; torch threads {args.threads}; load average {os.getloadavg()[0]:.2f}")
     s1 = stock(model, processor, conv, 1, args.reps)
     s8 = stock(model, processor, conv, 8, args.reps)

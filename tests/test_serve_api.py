@@ -72,9 +72,27 @@ def test_health_and_models(env):
     assert client.get("/health").json()["status"] == "ok"
     model = client.get("/v1/models", headers=auth(env)).json()["data"][0]
     assert model["id"] == state.model["id"] and model["adapter"] != "none"      # the LoRA adapter is named
+
+
+def test_page_needs_the_session_cookie_set_from_a_token(env):
+    client = env[0]
+    login = client.get("/")
+    assert login.status_code == 401 and 'id="token"' in login.text and "生成报告" not in login.text
+    assert client.post("/session").status_code == 401                           # no token, no cookie
+    assert client.post("/session", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert "p2med_session" not in client.cookies
+    opened = client.post("/session", headers=auth(env))
+    assert opened.status_code == 204
+    cookie = opened.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
     page = client.get("/")
     assert page.status_code == 200 and "生成报告" in page.text
-    assert "http://" not in page.text and "https://" not in page.text          # no external asset
+    for html in (login.text, page.text):
+        assert "http://" not in html and "https://" not in html                 # no external asset
+    assert client.get("/v1/studies").status_code == 401                         # the cookie is no API credential
+    assert client.delete("/session").status_code == 204
+    client.cookies.clear()                                                      # (the test client keeps its jar)
+    assert client.get("/").status_code == 401
 
 
 def test_chat_completion_plain_and_streamed_agree(env):

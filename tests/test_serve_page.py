@@ -1,5 +1,5 @@
 """The clinician page in Debian's headless chromium (Playwright) against a live ``p2med serve`` on 127.0.0.1:
-log in with a token, upload a DICOM study, watch the draft stream in, edit it, sign off; the streamed text and
+a wrong token refused, log in with a token, upload a DICOM study, watch the draft stream in, edit it, sign off; the streamed text and
 the signed state show on the page and in the store, and every request the browser made stayed on 127.0.0.1."""
 
 from __future__ import annotations
@@ -31,15 +31,20 @@ def test_upload_stream_edit_sign_in_chromium(tmp_path):
         page = browser.new_page()
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
-        page.goto(url + "/")
+        page.goto(url + "/")                           # no session: the login page only
+        assert page.locator("#upload").count() == 0
+        page.fill("#token", "not-a-token")
+        page.click("#save-token")
+        expect = sync_api.expect                       # (wait_for_function would need 'unsafe-eval' in the page's CSP)
+        expect(page.locator("#message")).to_contain_text("令牌无效", timeout=10_000)
         page.fill("#token", token)
         page.click("#save-token")
+        page.wait_for_selector("#upload")
         page.set_input_files("#files", [str(p) for p in files])
         page.click("#upload")
         page.wait_for_selector("#images img")
         assert "2024-01-10" in page.inner_text("#study-info")
         page.click("#generate")
-        expect = sync_api.expect                       # (wait_for_function would need 'unsafe-eval' in the page's CSP)
         expect(page.locator("#draft-status")).to_have_text("草稿", timeout=60_000)
         shown = page.input_value("#draft")
         headers = {"Authorization": f"Bearer {token}"}
@@ -52,6 +57,9 @@ def test_upload_stream_edit_sign_in_chromium(tmp_path):
         assert page.inner_text("#message") == ""
         expect(page.locator("#studies")).to_contain_text("已签发", timeout=30_000)   # the list refreshes after
         assert page.is_disabled("#sign")
+        page.click("#logout")                          # the cookie goes: back to the login page
+        page.wait_for_selector("#save-token")
+        assert page.locator("#upload").count() == 0
         browser.close()
     from p2med.serve.store import Store
 

@@ -1,8 +1,11 @@
 """The FastAPI application: state, limits, authentication, error shape, and the small routes.
 
 ``create_app(state)`` wires the OpenAI-compatible routes (``openai_api.py``), the study/draft/record routes
-(``tasks.py``) and the clinician page (``static/index.html``, served at ``/`` without data in it; every data
-route needs ``Authorization: Bearer TOKEN``, only ``/health`` and the page do not). Request bodies above
+(``tasks.py``) and the clinician page (``static/index.html`` at ``/``, only to a browser holding the session
+cookie that ``POST /session`` sets from a valid token; without it ``/`` answers 401 with the login page
+``static/login.html``, which holds nothing but a token field). Every data route needs ``Authorization: Bearer
+TOKEN`` (the cookie is not accepted there, so a forged cross-site request carries no credential); only
+``/health`` needs nothing. Request bodies above
 ``max_body_mb`` get 413, a full queue 503, a request past its time 504, bad input 400 with a message that
 names the field but never echoes what was sent (no patient identifier in an error). Errors have the OpenAI
 shape ``{"error": {"message", "type", "code"}}``. It does not load models: ``server.py`` builds the state.
@@ -19,7 +22,7 @@ from typing import Any
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..common.errors import P2MedError
 from .config import ServeConfig
@@ -105,6 +108,11 @@ def state_of(request: Request) -> ServerState:
     return request.app.state.p2med
 
 
+SESSION_COOKIE = "p2med_session"
+PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-inline'")
+
+
 def current_user(request: Request) -> dict:
     auth = request.headers.get("authorization", "")
     if not auth.lower().startswith("bearer ") or not auth[7:].strip():
@@ -114,6 +122,11 @@ def current_user(request: Request) -> dict:
     if user is None:
         raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return user
+
+
+def _static_page(name: str, status: int = 200) -> HTMLResponse:
+    html = resources.files("p2med.serve").joinpath(f"static/{name}").read_text(encoding="utf-8")
+    return HTMLResponse(html, status, headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store"})
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -150,10 +163,25 @@ def create_app(state: ServerState) -> FastAPI:
                 "queued": state.engine.queued()}
 
     @app.get("/", response_class=HTMLResponse)
-    def page() -> HTMLResponse:
-        html = resources.files("p2med.serve").joinpath("static/index.html").read_text(encoding="utf-8")
-        return HTMLResponse(html, headers={"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
-                                           "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'"})
+    def page(request: Request) -> HTMLResponse:
+        cookie = request.cookies.get(SESSION_COOKIE, "")
+        if cookie and state.store.user_for_token(cookie) is not None:
+            return _static_page("index.html")
+        return _static_page("login.html", 401)         # a token field only; no data, no script beyond logging in
+
+    @app.post("/session", status_code=204)
+    def open_session(request: Request, _user: dict = Depends(current_user)) -> Response:
+        """The page's login: the bearer token becomes an HttpOnly, same-site-only cookie for ``/``."""
+        response = Response(status_code=204)
+        response.set_cookie(SESSION_COOKIE, request.headers["authorization"][7:].strip(), httponly=True,
+                            samesite="strict", path="/", secure=request.url.scheme == "https")
+        return response
+
+    @app.delete("/session", status_code=204)
+    def close_session() -> Response:
+        response = Response(status_code=204)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
 
     @app.get("/v1/models")
     def models(_user: dict = Depends(current_user)) -> dict:
