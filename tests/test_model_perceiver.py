@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from model_helpers import conversation, image, mini_model, one_thread  # noqa: F401 (fixture)
+from model_helpers import conversation, image, mini_config, mini_model, mini_tokenizer, one_thread  # noqa: F401 (fixture)
 
 from p2med.common.errors import P2MedError
 from p2med.model.config import PerceiverConfig
@@ -120,3 +120,28 @@ def test_image_count_must_match_placeholders():
     conv = conversation(n_images=2)
     with pytest.raises(P2MedError, match="2 <image> placeholder"):
         processor.encode(conv["turns"], conv["images"][:1], "zh")
+
+
+RESNET = dict(image_size=48, num_channels=3, embedding_size=8, hidden_sizes=[8, 16, 24], depths=[1, 1, 1],
+              layer_type="basic")
+
+
+def test_a_convolutional_tower_gives_its_feature_map_cells_as_patches():
+    from p2med.model.build import build_model
+    from p2med.model.vision import VisionEncoder
+
+    enc = VisionEncoder.from_config("ResNetModel", RESNET, -2, False)
+    # 48 px: stem /4 -> 12, stages /1, /2, /2 -> 12, 6, 3; layer -2 is the 6 x 6 map of 16 channels
+    assert (enc.dim, enc.num_patches, enc.image_size) == (16, 36, 48)
+    feats = enc(torch.rand(5, 3, 48, 48))
+    assert feats.shape == (5, 36, 16)
+    cfg = mini_config(vision="full")
+    cfg.vision.class_name, cfg.vision.hf_config, cfg.vision.feature_layer = "ResNetModel", dict(RESNET), -2
+    model, processor, tok = build_model(cfg, tokenizer=mini_tokenizer())
+    sample = processor.encode(conversation()["turns"], conversation()["images"], "zh")
+    batch = processor.collate([sample])
+    loss = model(**batch).loss_sum
+    loss.backward()                                   # the tower trains (trainable.vision=full)
+    assert next(model.vision.tower.parameters()).grad is not None
+    with pytest.raises(P2MedError, match="image_size"):
+        VisionEncoder.from_config("ResNetModel", {k: v for k, v in RESNET.items() if k != "image_size"}, -1, False)
