@@ -80,9 +80,9 @@ def request(tok, corpus: list[str]) -> dict:
 
 
 def stock(model, processor, conv, batch: int, reps: int) -> float:
-    from p2med.model.generate import _batch
+    from p2med.model.generate import model_batch
 
-    b = _batch(model, processor, [conv] * batch)
+    b = model_batch(model, processor, [conv] * batch)
     with torch.no_grad():
         visual = model.visual_tokens(b["pixel_values"], None, b["slice_mask"])
         embeds = model.embed(b["input_ids"], b["image_mask"], visual)            # [B, T, D]
@@ -110,10 +110,23 @@ def ours(engine: Engine, conv, batch: int, reps: int) -> tuple[float, float]:
     return batch * NEW / best, first
 
 
+def agree(model, processor, conv, quantize: str) -> float:
+    """Share of the NEW greedy tokens of the request that the quantized decoder and the float one agree on,
+    position by position (after a first divergence the two continue from different texts)."""
+    from p2med.model.generate import model_batch
+
+    b = model_batch(model, processor, [conv])
+    cfg = GenerationConfig(max_new_tokens=NEW)
+    runs = [torch.stack(list(decoder_for(model, q)(model, b, cfg, -1))) for q in ("none", quantize)]
+    return round(float((runs[0] == runs[1]).float().mean()), 3)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quantize", choices=("none", "int8"), default="none",
+                    help="our engine's LLM weights (serve config `quantize`); int8 also prints its agreement with none")
     ap.add_argument("overrides", nargs="*", help="model config key=value, e.g. the issue's 58 M-parameter LLM: "
                     + " ".join(LLM_58M))
     args = ap.parse_args()
@@ -137,18 +150,22 @@ def main() -> None:
     print(f"stock HF generate + peft: batch 1 {s1:.1f} tokens/s, batch 8 {s8:.1f} tokens/s")
     served = copy.deepcopy(model)
     served.merge_lora()
-    engine = Engine(served, processor, max_batch=8, batch_wait_s=0.01, decoder=decoder_for(served))
+    engine = Engine(served, processor, max_batch=8, batch_wait_s=0.01, decoder=decoder_for(served, args.quantize))
     engine.tokenizer = NoEos(tok)
     engine.start()
     o1, first = ours(engine, conv, 1, args.reps)
     o8, _ = ours(engine, conv, 8, args.reps)
     engine.stop(5)
-    print(f"ours (engine, merged LoRA, plain decoder): 1 request {o1:.1f} tokens/s (first token {first:.3f} s), "
+    agreement = {}
+    if args.quantize != "none":
+        agreement = {"greedy_tokens_equal_to_float": agree(served, processor, conv, args.quantize)}
+        print(f"{args.quantize} against float32 weights, same greedy request: {agreement}")
+    print(f"ours (engine, merged LoRA, plain decoder, quantize={args.quantize}): 1 request {o1:.1f} tokens/s (first token {first:.3f} s), "
           f"8 concurrent {o8:.1f} tokens/s; load average {os.getloadavg()[0]:.2f}")
     print(json.dumps({"ours_1_tokens_per_s": round(o1, 1), "stock_1_tokens_per_s": round(s1, 1),
                       "ratio_1": round(o1 / s1, 2), "ours_8_tokens_per_s": round(o8, 1),
                       "stock_8_tokens_per_s": round(s8, 1), "ratio_8": round(o8 / s8, 2),
-                      "ours_first_token_s": round(first, 3)}))
+                      "ours_first_token_s": round(first, 3), "quantize": args.quantize, **agreement}))
 
 
 if __name__ == "__main__":

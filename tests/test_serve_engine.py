@@ -10,7 +10,7 @@ import pytest
 import torch
 from model_helpers import conversation, mini_model, one_thread, randomize_lora  # noqa: F401 (fixture)
 
-from p2med.model.generate import GenerationConfig, _batch, generate, generate_ids
+from p2med.model.generate import GenerationConfig, model_batch, generate, generate_ids
 from p2med.serve.engine import Engine, Overloaded, ShuttingDown, TimedOut
 from p2med.serve.fast_decode import decoder_for
 
@@ -35,7 +35,7 @@ def test_fast_decoder_matches_generate_ids(served, sample, one_thread):
     decode = decoder_for(model)
     assert decode is not None
     cfg = GenerationConfig(max_new_tokens=16, do_sample=sample, temperature=0.8, top_p=0.9, seed=3)
-    batch = _batch(model, processor, _convs())
+    batch = model_batch(model, processor, _convs())
     ours = torch.stack(list(decode(model, batch, cfg, tok.eos_token_id)))         # [steps, B]
     ref = torch.stack(list(generate_ids(model, batch, cfg, tok.eos_token_id)))
     assert torch.equal(ours, ref)
@@ -81,3 +81,33 @@ def test_full_queue_timeout_and_stop(served):
     for job in waiting:
         with pytest.raises(ShuttingDown):
             list(engine.pieces(job, 5))
+
+
+def test_int8_decoder_stays_close_to_the_float_one(served, one_thread):
+    """int8 weights (fbgemm dynamic quantized linear): the prompt's next-token logits barely move, and the
+    engine decodes with it like with the float decoder."""
+    from p2med.serve.fast_decode import FastDecoder
+
+    model, processor, tok = served
+    hf = model.llm.model
+    batch = model_batch(model, processor, _convs()[:1])
+    with torch.inference_mode():
+        h = model.embed(batch["input_ids"], batch["image_mask"], model.visual_tokens(
+            batch.get("pixel_values"), None, batch.get("slice_mask")))
+        T = h.shape[1]
+        logits = []
+        for decoder in (FastDecoder(hf, "none"), FastDecoder(hf, "int8")):
+            cache = [h.new_zeros(1, decoder.kv_heads, T, decoder.head_dim) for _ in decoder.layers]
+            mask = torch.ones(T, T, dtype=torch.bool).tril()[None, None]
+            logits.append(decoder._forward(h, torch.arange(T)[None], cache, [c.clone() for c in cache], 0, mask))
+    ref, q = logits
+    assert torch.nn.functional.cosine_similarity(ref, q).item() > 0.995          # measured 0.9995
+    assert (q - ref).abs().max().item() < 0.1 * ref.abs().max().item()            # measured 4.2%
+    engine = Engine(model, processor, decoder=decoder_for(model, "int8"))
+    engine.start()
+    job = engine.submit(_convs()[0], GenerationConfig(max_new_tokens=8))
+    ids = list(engine.token_ids(job, 60))
+    engine.stop(5)
+    assert 0 < len(ids) <= 8 and job.completion_tokens == len(ids)
+    with pytest.raises(ValueError, match="quantize"):
+        FastDecoder(hf, "int4")

@@ -45,7 +45,7 @@ class GenerationConfig:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
     was_training = model.training
     model.eval()
     try:
@@ -55,7 +55,7 @@ def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _pick(logits: torch.Tensor, cfg: GenerationConfig, gen: torch.Generator) -> torch.Tensor:
+def pick_tokens(logits: torch.Tensor, cfg: GenerationConfig, gen: torch.Generator) -> torch.Tensor:
     """logits [B, V] -> next token ids [B]."""
     if not cfg.do_sample:
         return logits.argmax(-1)
@@ -75,7 +75,7 @@ def generate_ids(model: P2MedModel, batch: dict[str, torch.Tensor], cfg: Generat
                  eos_id: int) -> Iterator[torch.Tensor]:
     """Yield the next token of every row [B] per step; a finished row repeats EOS. The batch comes from
     ``processor.collate(..., padding_side="left")``."""
-    with _eval_mode(model):
+    with eval_mode(model):
         visual = model.visual_tokens(batch.get("pixel_values"), batch.get("image_features"), batch.get("slice_mask"))
         x = model.embed(batch["input_ids"], batch["image_mask"], visual)   # [B, T, D]
         mask = batch["attention_mask"]                                     # [B, T]
@@ -85,7 +85,7 @@ def generate_ids(model: P2MedModel, batch: dict[str, torch.Tensor], cfg: Generat
         for _ in range(cfg.max_new_tokens):
             logits, cache = model.llm(new if cfg.use_cache else x, mask, past_key_values=cache,
                                       use_cache=cfg.use_cache)              # [B, t, V]
-            token = _pick(logits[:, -1], cfg, gen).masked_fill(done, eos_id)  # [B]
+            token = pick_tokens(logits[:, -1], cfg, gen).masked_fill(done, eos_id)  # [B]
             yield token
             done |= token == eos_id
             if done.all():
@@ -95,7 +95,8 @@ def generate_ids(model: P2MedModel, batch: dict[str, torch.Tensor], cfg: Generat
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
 
 
-def _batch(model: P2MedModel, processor: P2MedProcessor, conversations: Sequence[dict]) -> dict[str, torch.Tensor]:
+def model_batch(model: P2MedModel, processor: P2MedProcessor, conversations: Sequence[dict]) -> dict[str, torch.Tensor]:
+    """Conversations -> the left-padded batch on the model's device that ``generate_ids`` and the decoders take."""
     samples = [processor.encode(c["turns"], c.get("images", ()), c.get("lang", "zh")) for c in conversations]
     device = next(model.parameters()).device
     return {k: v.to(device) for k, v in processor.collate(samples, padding_side="left").items()}
@@ -108,7 +109,7 @@ def generate(model: P2MedModel, processor: P2MedProcessor, conversations: Sequen
     tok = processor.tokenizer
     rows: list[list[int]] = [[] for _ in conversations]
     finished = [False] * len(conversations)
-    for step in generate_ids(model, _batch(model, processor, conversations), cfg, tok.eos_token_id):
+    for step in generate_ids(model, model_batch(model, processor, conversations), cfg, tok.eos_token_id):
         for b, t in enumerate(step.tolist()):
             finished[b] = finished[b] or t == tok.eos_token_id
             if not finished[b]:
@@ -121,7 +122,7 @@ def stream(model: P2MedModel, processor: P2MedProcessor, conversation: dict,
     """Text pieces of one answer as they are decoded; their concatenation is ``generate``'s text."""
     cfg = cfg or GenerationConfig()
     tok: Any = processor.tokenizer
-    steps = (int(step[0]) for step in generate_ids(model, _batch(model, processor, [conversation]), cfg,
+    steps = (int(step[0]) for step in generate_ids(model, model_batch(model, processor, [conversation]), cfg,
                                                     tok.eos_token_id))
     yield from text_pieces(tok, steps)
 

@@ -25,6 +25,7 @@ class ServeConfig:
     max_new_tokens: int = 512        # default and upper bound of tokens per answer
     shutdown_grace_s: float = 30.0   # on SIGTERM in-flight requests get this long to finish, then fail
     threads: int = 0                 # torch threads (0: torch's default)
+    quantize: str = "none"           # "int8": LLM weights int8 (about 2-3x faster decode on CPU, answers may differ)
     pacs_url: str = ""               # DICOMweb root of the PACS (QIDO/WADO/STOW-RS); empty: PACS routes off
     pacs_user: str = ""              # PACS basic-auth user
     pacs_password_file: str = ""     # file holding the PACS password (never in the config or the logs)
@@ -39,6 +40,7 @@ class ServeConfig:
         check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
         check(self.shutdown_grace_s >= 0, "shutdown_grace_s", f"must be >= 0, got {self.shutdown_grace_s}")
         check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
+        check(self.quantize in ("none", "int8"), "quantize", f"must be none or int8, got {self.quantize!r}")
         check(bool(self.db), "db", "must name an SQLite file or an SQLAlchemy URL")
         check(not self.pacs_url or self.pacs_url.startswith(("http://", "https://")), "pacs_url",
               "must be an http(s) DICOMweb root or empty")

@@ -7,22 +7,49 @@ gate/up projections, RoPE from precomputed tables, ``scaled_dot_product_attentio
 mask or cache objects rebuilt per step. Positions count unmasked tokens as in ``p2med.model.generate`` (left
 padding changes nothing). It does not know other architectures: ``decoder_for`` returns None for them and
 the engine uses ``p2med.model.generate.generate_ids``. It takes the weights as they are when built
-(``model.merge_lora()`` first). Example::
+(``model.merge_lora()`` first).
 
-    decode = decoder_for(model)                  # FastDecoder or None
+``quantize="int8"`` stores every linear weight of the LLM (lm_head included) as int8 per output channel and
+quantizes activations per call (fbgemm's dynamic quantized linear, the kernel behind
+``torch.ao.quantization.quantize_dynamic``): about a third of the float32 step time on CPU, where a decode
+step is bound by reading the weights; answers may differ slightly from the float32 ones (bench/serve.py
+prints the agreement). Torch marks these ops deprecated; the pinned torch 2.13 has them. Example::
+
+    decode = decoder_for(model)                  # FastDecoder or None; decoder_for(model, "int8") for int8
     for token in decode(model, batch, GenerationConfig(max_new_tokens=64), eos_id): ...   # token [B]
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+import warnings
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-from ..model.generate import GenerationConfig, _eval_mode, _pick
+from ..model.generate import GenerationConfig, eval_mode, pick_tokens
 
 SUPPORTED = ("llama", "qwen2", "mistral")
+QUANTIZE = ("none", "int8")
+Linear = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _float_linear(w: torch.Tensor, b: torch.Tensor | None) -> Linear:
+    return lambda x: F.linear(x, w, b)
+
+
+def _int8_linear(w: torch.Tensor, b: torch.Tensor | None) -> Linear:
+    """x -> x W^T + b with W int8 per output channel, x quantized per call (fbgemm); float32 inside."""
+    scale = (w.detach().float().abs().amax(1).clamp(min=1e-8) / 127).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)             # "quantized tensors are deprecated"
+        q = torch.quantize_per_channel(w.detach().float(), scale, torch.zeros(len(scale), dtype=torch.long), 0,
+                                       torch.qint8)
+    packed = torch.ops.quantized.linear_prepack(q, None if b is None else b.detach().float())
+    dtype = w.dtype
+    if dtype == torch.float32:
+        return lambda x: torch.ops.quantized.linear_dynamic(x, packed, True)
+    return lambda x: torch.ops.quantized.linear_dynamic(x.float(), packed, True).to(dtype)
 
 
 def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
@@ -36,7 +63,13 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 
 
 class FastDecoder:
-    def __init__(self, hf: Any) -> None:
+    def __init__(self, hf: Any, quantize: str = "none") -> None:
+        if quantize not in QUANTIZE:
+            raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
+        if quantize == "int8" and "fbgemm" not in torch.backends.quantized.supported_engines:
+            raise RuntimeError("quantize=int8 needs torch's fbgemm quantized engine (x86 CPUs); use quantize=none")
+        linear = _int8_linear if quantize == "int8" else _float_linear
+        self.quantize = quantize
         c = hf.config
         self.eps = float(c.rms_norm_eps)
         self.heads = int(c.num_attention_heads)
@@ -52,13 +85,14 @@ class FastDecoder:
             bias = [p.bias for p in (a.q_proj, a.k_proj, a.v_proj)]
             self.layers.append({
                 "ln1": layer.input_layernorm.weight, "ln2": layer.post_attention_layernorm.weight,
-                "qkv": torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),       # [(H+2Hkv)*hd, D]
-                "qkv_b": torch.cat(bias) if all(b is not None for b in bias) else None,
-                "o": a.o_proj.weight, "gu": torch.cat([m.gate_proj.weight, m.up_proj.weight]),  # [2I, D]
-                "down": m.down_proj.weight})
+                "qkv": linear(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),   # [(H+2Hkv)*hd, D]
+                              torch.cat(bias) if all(b is not None for b in bias) else None),
+                "o": linear(a.o_proj.weight, None),
+                "gu": linear(torch.cat([m.gate_proj.weight, m.up_proj.weight]), None),        # [2I, D]
+                "down": linear(m.down_proj.weight, None)})
         self.norm = hf.model.norm.weight
         self.embed = hf.get_input_embeddings().weight
-        self.lm_head = hf.get_output_embeddings().weight
+        self.lm_head = linear(hf.get_output_embeddings().weight, None)
 
     @classmethod
     def supports(cls, hf: Any) -> bool:
@@ -88,22 +122,22 @@ class FastDecoder:
         cos, sin = self._rope(pos)
         for i, L in enumerate(self.layers):
             x = _rms(h, L["ln1"], self.eps)
-            qkv = F.linear(x, L["qkv"], L["qkv_b"])                           # [B, t, (H+2Hkv)*hd]
+            qkv = L["qkv"](x)                                                 # [B, t, (H+2Hkv)*hd]
             q, k, v = qkv.split([H * hd, Hkv * hd, Hkv * hd], dim=-1)
             q = _rotate(q.view(B, t, H, hd).transpose(1, 2), cos, sin)       # [B, H, t, hd]
             keys[i][:, :, at:at + t] = _rotate(k.view(B, t, Hkv, hd).transpose(1, 2), cos, sin)
             values[i][:, :, at:at + t] = v.view(B, t, Hkv, hd).transpose(1, 2)
             att = F.scaled_dot_product_attention(q, keys[i][:, :, :at + t], values[i][:, :, :at + t],
                                                  attn_mask=mask, enable_gqa=Hkv != H)   # [B, H, t, hd]
-            h = h + F.linear(att.transpose(1, 2).reshape(B, t, H * hd), L["o"])
-            gate, up = F.linear(_rms(h, L["ln2"], self.eps), L["gu"]).chunk(2, dim=-1)  # [B, t, I] each
-            h = h + F.linear(F.silu(gate) * up, L["down"])
-        return F.linear(_rms(h[:, -1], self.norm, self.eps), self.lm_head)  # [B, V]
+            h = h + L["o"](att.transpose(1, 2).reshape(B, t, H * hd))
+            gate, up = L["gu"](_rms(h, L["ln2"], self.eps)).chunk(2, dim=-1)  # [B, t, I] each
+            h = h + L["down"](F.silu(gate) * up)
+        return self.lm_head(_rms(h[:, -1], self.norm, self.eps))            # [B, V]
 
     def __call__(self, model: Any, batch: dict[str, torch.Tensor], cfg: GenerationConfig,
                  eos_id: int) -> Iterator[torch.Tensor]:
         """Same contract as ``generate_ids``: the next token of every row [B] per step; finished rows repeat EOS."""
-        with _eval_mode(model), torch.inference_mode():
+        with eval_mode(model), torch.inference_mode():
             visual = model.visual_tokens(batch.get("pixel_values"), batch.get("image_features"),
                                          batch.get("slice_mask"))
             h = model.embed(batch["input_ids"], batch["image_mask"], visual)    # [B, T, D]
@@ -126,7 +160,7 @@ class FastDecoder:
             done = torch.zeros(B, dtype=torch.bool, device=h.device)
             next_pos = valid.long().sum(-1, keepdim=True)                       # [B, 1]
             for step in range(cfg.max_new_tokens):
-                token = _pick(logits, cfg, gen).masked_fill(done, eos_id)      # [B]
+                token = pick_tokens(logits, cfg, gen).masked_fill(done, eos_id)      # [B]
                 yield token
                 done |= token == eos_id
                 if done.all() or step + 1 == cfg.max_new_tokens:
@@ -138,7 +172,7 @@ class FastDecoder:
                 next_pos = next_pos + 1
 
 
-def decoder_for(model: Any) -> FastDecoder | None:
+def decoder_for(model: Any, quantize: str = "none") -> FastDecoder | None:
     """The fast decoder for the model's LLM when its architecture is supported, else None."""
     hf = model.llm.model
-    return FastDecoder(hf) if FastDecoder.supports(hf) else None
+    return FastDecoder(hf, quantize) if FastDecoder.supports(hf) else None

@@ -3,7 +3,8 @@
 ``build_state(cfg, "runs/ckpt")`` -> a ``ServerState`` for ``app.create_app``; ``run(cfg, "runs/ckpt")`` serves it
 with uvicorn on ``cfg.host:cfg.port`` (127.0.0.1 by default). On SIGTERM / Ctrl-C uvicorn stops accepting,
 in-flight requests get ``shutdown_grace_s`` to finish, then the engine fails what is left (503) and stops.
-The model's audit names are ``NAME@<sha256 of config.json>`` and the adapter's file hash (or ``none``).
+The model's audit names are ``NAME@<sha256 of config.json>`` (``+int8`` when served with ``quantize=int8``)
+and the adapter's file hash (or ``none``).
 """
 
 from __future__ import annotations
@@ -56,8 +57,15 @@ def build_state(cfg: ServeConfig, folder: str | Path, pacs_password: str | None 
         raise P2MedError(f"--model {folder}: not a checkpoint folder (no config.json; write one with save_checkpoint "
                          "or p2med train)")
     model, processor = load_model(folder, cfg.threads)
+    decoder = decoder_for(model, cfg.quantize)
+    if decoder is None and cfg.quantize != "none":
+        raise P2MedError(f"quantize={cfg.quantize}: the fast decoder does not support this LLM "
+                         f"({type(model.llm.model).__name__}); serve it with quantize=none")
     engine = Engine(model, processor, max_batch=cfg.max_batch, max_queue=cfg.max_queue,
-                    batch_wait_s=cfg.batch_wait_ms / 1000, decoder=decoder_for(model))
+                    batch_wait_s=cfg.batch_wait_ms / 1000, decoder=decoder)
+    info = model_info(folder)
+    if cfg.quantize != "none":
+        info["version"] += f"+{cfg.quantize}"
     pacs = None
     if cfg.pacs_url:
         from .pacs import Pacs
@@ -68,7 +76,7 @@ def build_state(cfg: ServeConfig, folder: str | Path, pacs_password: str | None 
             except OSError as exc:
                 raise P2MedError(f"pacs_password_file {cfg.pacs_password_file}: cannot read ({exc.strerror})") from exc
         pacs = Pacs(cfg.pacs_url, cfg.pacs_user, pacs_password or "")
-    return ServerState(cfg=cfg, store=Store(cfg.db), engine=engine, model=model_info(folder), pacs=pacs)
+    return ServerState(cfg=cfg, store=Store(cfg.db), engine=engine, model=info, pacs=pacs)
 
 
 def run(cfg: ServeConfig, folder: str | Path) -> None:
