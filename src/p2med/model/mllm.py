@@ -119,6 +119,14 @@ class P2MedModel(nn.Module):
     def vision_dtype(self) -> torch.dtype:
         return next(self.vision.parameters()).dtype
 
+    def train(self, mode: bool = True) -> "P2MedModel":
+        """As nn.Module.train, but a frozen tower stays in eval mode: its BatchNorm statistics (convolutional
+        towers) must not drift while it is frozen, and its cached features must match what it computes."""
+        super().train(mode)
+        if self.cfg.trainable.vision == "frozen":
+            self.vision.eval()
+        return self
+
     def set_trainable(self, trainable: TrainableConfig) -> None:
         """Freeze, attach LoRA to, or fully unfreeze each part (an adapter is added the first time one asks
         for lora; a part with an adapter that becomes frozen keeps it, frozen)."""
@@ -128,6 +136,7 @@ class P2MedModel(nn.Module):
         self.llm.model = self._set_part(self.llm.model, "llm", trainable.llm, lora.targets, causal_lm=True)
         self.perceiver.requires_grad_(trainable.perceiver == "full")
         self.cfg.trainable = trainable
+        self.train(self.training)
 
     def _set_part(self, module: nn.Module, part: str, mode: str, targets: list[str], causal_lm: bool) -> nn.Module:
         if mode == "lora" and not has_lora(module):

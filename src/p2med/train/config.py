@@ -27,6 +27,8 @@ class StageConfig:
     #                                 learning rate; every part that trains needs one
     epochs: int = 1                 # passes over the stage's samples
     max_steps: int = 0              # stop after this many optimizer steps (0: no cap)
+    objective: Literal["language", "findings"] = "language"  # language: next-token loss on the answers;
+    #                                 findings: the tower alone learns the report's findings (train/findings.py)
 
     def __post_init__(self) -> None:
         check(bool(self.name) and "/" not in self.name, "stages[].name", f"a folder name, got {self.name!r}")
@@ -40,6 +42,12 @@ class StageConfig:
                       f"{part} trains ({getattr(self.trainable, part)}) and needs a learning rate > 0")
         check(any(getattr(self.trainable, p) != "frozen" for p in PARTS), f"stages.{self.name}.trainable",
               "every part is frozen: nothing would train")
+        check(self.objective in ("language", "findings"), f"stages.{self.name}.objective",
+              f"must be language or findings, got {self.objective!r}")
+        if self.objective == "findings":
+            check(self.trainable.vision == "full" and self.trainable.perceiver == self.trainable.llm == "frozen",
+                  f"stages.{self.name}.trainable", "objective findings trains the vision tower alone: "
+                  "{vision: full, perceiver: frozen, llm: frozen}")
 
 
 @dataclass

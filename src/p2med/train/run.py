@@ -116,6 +116,8 @@ def run_stage(cfg: TrainConfig, k: int, dist: Dist, resume: bool) -> Path:
     ckpt = last_complete(stage_dir / "checkpoints") if resume else None
     model, processor = _start_model(cfg, k, out, dataset, dist, ckpt)
     cache_root = resolve_cache(dataset, cfg.images)
+    if stage.objective == "findings":
+        return _findings_stage(cfg, k, model, processor, dataset, cache_root, dist)
     data = load_stage(dataset, stage.data, processor)
     if not data.samples:
         raise P2MedError(f"{dataset / stage.data}: the stage has no samples")
@@ -138,6 +140,22 @@ def run_stage(cfg: TrainConfig, k: int, dist: Dist, resume: bool) -> Path:
     trainer.save(final, steps, {**lineage, "step": steps, **trainer.summary(), **digests}, with_state=False)
     dist.barrier()
     return final
+
+
+def _findings_stage(cfg: TrainConfig, k: int, model: Any, processor: Any, dataset: Path, cache_root: Path,
+                    dist: Dist) -> Path:
+    from .findings import FindingsPretrainer
+
+    stage = cfg.stages[k]
+    if dist.world > 1:
+        raise P2MedError(f"stages.{stage.name}: objective findings runs in one process (it is short); run it "
+                         f"alone first (--stage {k + 1}), then the other stages under torchrun with --resume")
+    stage_dir = Path(cfg.out) / stage.name
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    recorded = {k_: v for k_, v in to_dict(cfg).items() if k_ != "out"}
+    lineage = {"code": code_version(), "config": recorded, "dataset_manifest_sha256": manifest_sha256(dataset),
+               "stage": stage.name, "previous": _previous(cfg, k, out=Path(cfg.out)), "feature_cache": None}
+    return FindingsPretrainer(cfg, stage, model, processor, dataset, cache_root, stage_dir, lineage).run()
 
 
 def replica_digests(model: Any, dist: Dist) -> dict[str, Any]:

@@ -1,0 +1,187 @@
+"""A supervised pre-stage for a vision tower trained from scratch: (pattern, side, zone/lobe) from the images.
+
+A stage with ``objective: findings`` trains the tower alone (``trainable.vision: full``) to say which findings
+an exam's report names as present, as multi-label classification. The labels come from the report text
+through the evaluation's finding extractor (``p2med.clinical.findings``), never from any ground-truth file:
+the impression section of each image sample's last answer (the whole answer when it has none). The label set
+is every (pattern, side, level) seen at least ``MIN_LABEL`` times. Each image's slices go through the tower
+(CT subsampled evenly to ``max_slices``), the features are max-pooled over slices and a linear head reads the
+patch grid; the head is thrown away at the end, the tower is kept (the next stages freeze and cache it).
+A tenth of the exams (by id hash) is held out and its exact-set accuracy logged, so a user sees whether the
+tower learned. Runs in one process; a killed run restarts the stage (it is short).
+Example stage: ``{name: vision, data: stage1, objective: findings, trainable: {vision: full, perceiver: frozen,
+llm: frozen}, lr: {vision: 2.0e-3}, epochs: 12}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..clinical.findings import FindingExtractor, present
+from ..common.atomic import write_json
+from ..common.errors import P2MedError
+from ..model.processor import ImageItem
+from ..text.sections import parse_sections
+from .checkpoint import save_training_checkpoint
+from .config import StageConfig, TrainConfig
+from .data import ImageRef, image_ref, iter_shards, load_image
+
+log = logging.getLogger(__name__)
+MIN_LABEL = 3
+HELD_OUT = 10          # one exam in HELD_OUT is held out for the logged accuracy
+
+
+def labels_of(answer: str, output_keys: list[str], lang: str, extractor: FindingExtractor) -> set[str]:
+    """'pattern|side|level' of every finding the answer's impression says is present now."""
+    text = parse_sections(answer, output_keys).sections.get("impression") or answer
+    return {"|".join(str(x or "") for x in key) for key in present(extractor.extract(text, lang))}
+
+
+def finding_examples(dataset: Path, data: str) -> list[tuple[ImageRef, set[str], str]]:
+    """(the last image, its labels, a stable id) of every image sample of ``dataset/data``."""
+    extractor, out, seen = FindingExtractor(), [], set()
+    for shard, n, row in iter_shards(dataset / data):
+        images = row.get("images") or []
+        if not images or not row.get("turns"):
+            continue
+        ref = image_ref(images[-1], f"{dataset / data / shard}:{n}: images[-1]")
+        if ref.sha256 in seen:
+            continue
+        seen.add(ref.sha256)
+        answer = row["turns"][-1].get("assistant") or ""
+        out.append((ref, labels_of(answer, row.get("output_keys") or [], row.get("lang", "zh"), extractor),
+                    ref.sha256))
+    return out
+
+
+class FindingsHead(nn.Module):
+    """Tower features [N, S, P, D] (+ slice mask) -> label logits [N, L]: max over real slices, then linear."""
+
+    def __init__(self, patches: int, dim: int, n_labels: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.drop = nn.Dropout(0.2)
+        self.out = nn.Linear(patches * dim, n_labels)
+
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        feats = feats.masked_fill(~mask[:, :, None, None], float("-inf")).amax(1)     # [N, P, D]
+        return self.out(self.drop(self.norm(feats).flatten(1)))
+
+
+class FindingsPretrainer:
+    def __init__(self, cfg: TrainConfig, stage: StageConfig, model: Any, processor: Any, dataset: Path,
+                 cache_root: Path, stage_dir: Path, lineage: dict[str, Any]) -> None:
+        if stage.trainable.vision != "full":
+            raise P2MedError(f"stages.{stage.name}: objective findings trains the tower: set trainable.vision: full")
+        self.cfg, self.stage, self.model, self.processor = cfg, stage, model, processor
+        self.cache_root, self.stage_dir, self.lineage = cache_root, stage_dir, lineage
+        examples = finding_examples(dataset, stage.data)
+        counts = Counter(lab for _, labels, _ in examples for lab in labels)
+        self.labels = sorted(lab for lab, c in counts.items() if c >= MIN_LABEL)
+        if not examples or not self.labels:
+            raise P2MedError(f"{dataset / stage.data}: no image sample whose report names a finding "
+                             f"{MIN_LABEL}+ times: nothing for objective findings to learn")
+        held = [int(hashlib.sha256(i.encode()).hexdigest(), 16) % HELD_OUT == 0 for _, _, i in examples]
+        self.train = [e for e, h in zip(examples, held) if not h]
+        self.test = [e for e, h in zip(examples, held) if h]
+        vision = model.vision
+        self.head = FindingsHead(vision.num_patches, vision.dim, len(self.labels))
+        self.max_slices = min(16, processor.image_processor.max_slices)
+        self.pixels: dict[str, torch.Tensor] = {}
+
+    def _target(self, labels: set[str]) -> torch.Tensor:
+        return torch.tensor([lab in labels for lab in self.labels], dtype=torch.float32)
+
+    def _pixels(self, ref: ImageRef) -> torch.Tensor:
+        """[S, 3, H, W] normalised slices, S <= max_slices (kept in memory: the tower sees them every epoch)."""
+        if ref.sha256 not in self.pixels:
+            item = load_image(self.cache_root, ref)
+            arr = item.pixels[: item.true_slices or len(item.pixels)]
+            if len(arr) > self.max_slices:
+                arr = arr[np.linspace(0, len(arr) - 1, self.max_slices).round().astype(int)]
+            self.pixels[ref.sha256] = self.processor.image_processor(ImageItem(arr), where=ref.array)
+        return self.pixels[ref.sha256]
+
+    def _logits(self, batch: list[tuple[ImageRef, set[str], str]], shift: bool) -> torch.Tensor:
+        slices = [self._pixels(ref) for ref, _, _ in batch]
+        if shift:          # a few pixels of translation: never a flip (the side is the label)
+            dy, dx = (int(v) for v in torch.randint(-3, 4, (2,)))
+            slices = [torch.roll(s, (dy, dx), dims=(2, 3)) for s in slices]
+        feats = self.model.vision(torch.cat(slices))                                 # [sum S, P, D]
+        S = max(len(s) for s in slices)
+        grid = feats.new_zeros(len(batch), S, *feats.shape[1:])
+        mask = torch.zeros(len(batch), S, dtype=torch.bool)
+        at = 0
+        for i, s in enumerate(slices):
+            grid[i, : len(s)], mask[i, : len(s)] = feats[at: at + len(s)], True
+            at += len(s)
+        return self.head(grid, mask)
+
+    def accuracy(self, examples: list) -> float:
+        if not examples:
+            return float("nan")
+        self.model.vision.eval(), self.head.eval()
+        right = 0
+        with torch.no_grad():
+            for i in range(0, len(examples), self.cfg.batch_size):
+                batch = examples[i: i + self.cfg.batch_size]
+                pred = self._logits(batch, shift=False) > 0
+                right += int((pred == torch.stack([self._target(b[1]) > 0 for b in batch])).all(1).sum())
+        self.model.vision.train(), self.head.train()
+        return right / len(examples)
+
+    def run(self) -> Path:
+        torch.manual_seed(self.cfg.seed)
+        params = [p for p in self.model.vision.parameters() if p.requires_grad] + list(self.head.parameters())
+        opt = torch.optim.AdamW(params, lr=self.stage.lr["vision"], weight_decay=self.cfg.weight_decay)
+        steps_per_epoch = -(-len(self.train) // self.cfg.batch_size)
+        total = self.stage.epochs * steps_per_epoch
+        if self.stage.max_steps:
+            total = min(total, self.stage.max_steps)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.stage.lr["vision"], total_steps=max(total, 2))
+        log.info("%s: findings pre-stage, %d labels, %d train / %d held-out exams, %d steps", self.stage.name,
+                 len(self.labels), len(self.train), len(self.test), total)
+        rng, step, t0, history = np.random.default_rng(self.cfg.seed), 0, time.time(), []
+        self.model.vision.train()
+        while step < total:
+            order = rng.permutation(len(self.train))
+            loss_sum = 0.0
+            for i in range(0, len(order), self.cfg.batch_size):
+                if step >= total:
+                    break
+                batch = [self.train[j] for j in order[i: i + self.cfg.batch_size]]
+                target = torch.stack([self._target(b[1]) for b in batch])
+                loss = F.binary_cross_entropy_with_logits(self._logits(batch, shift=True), target)
+                opt.zero_grad()
+                loss.backward()
+                if self.cfg.clip_norm:
+                    torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_norm)
+                opt.step()
+                sched.step()
+                step += 1
+                loss_sum += loss.item() * len(batch)
+            row = {"stage": self.stage.name, "step": step, "epoch": len(history) + 1, "kind": "findings",
+                   "loss": round(loss_sum / len(self.train), 5), "held_out_exact": round(self.accuracy(self.test), 4),
+                   "seconds": round(time.time() - t0, 1)}
+            history.append(row)
+            log.info("%s: epoch %d loss %.4f held-out exact-set accuracy %.3f (%.0f s)", self.stage.name,
+                     row["epoch"], row["loss"], row["held_out_exact"], row["seconds"])
+        summary = {"labels": self.labels, "train_exams": len(self.train), "held_out_exams": len(self.test),
+                   "train_exact": round(self.accuracy(self.train), 4), "history": history}
+        write_json(self.stage_dir / "findings.json", summary)
+        final = self.stage_dir / "final"
+        self.model.vision.eval()
+        save_training_checkpoint(self.model, self.processor, final, None,
+                                 {**self.lineage, "step": step, "findings": {k: v for k, v in summary.items()
+                                                                             if k != "history"}})
+        return final

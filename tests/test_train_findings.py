@@ -1,0 +1,69 @@
+"""The findings pre-stage (``objective: findings``): a convolutional tower learns from report-derived labels which
+quadrant of a synthetic image holds a faint or a dense lesion, alone (perceiver and LLM unchanged), and the next
+stage starts from the trained tower."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from train_helpers import train_config, write_dataset
+
+from p2med.common.errors import P2MedError
+from p2med.config import to_dict
+from p2med.model.checkpoint import load_checkpoint
+from p2med.train.findings import finding_examples
+from p2med.train.run import train
+
+RESNET = dict(image_size=40, num_channels=3, embedding_size=8, hidden_sizes=[16, 32], depths=[1, 1],
+              layer_type="basic")
+STAGES = [{"name": "vision", "data": "stage1", "objective": "findings", "lr": {"vision": 5e-3}, "epochs": 25,
+           "trainable": {"vision": "full", "perceiver": "frozen", "llm": "frozen"}},
+          {"name": "stage1", "data": "stage1", "lr": {"perceiver": 1e-3}, "epochs": 1,
+           "trainable": {"vision": "frozen", "perceiver": "full", "llm": "frozen"}}]
+
+
+def conv_model_yaml(tmp_path):
+    from p2med.train.run import model_config
+
+    mcfg = model_config(train_config(tmp_path, tmp_path, tmp_path / "x"))
+    data = to_dict(mcfg)
+    data["vision"].update(class_name="ResNetModel", hf_config=RESNET, feature_layer=-1)
+    path = tmp_path / "conv.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_the_tower_alone_learns_the_report_findings_and_the_next_stage_keeps_it(tmp_path):
+    torch.set_num_threads(1)
+    ds = write_dataset(tmp_path, n_xray=60, n_ct=0, n_text=4, stages=("stage1",))
+    examples = finding_examples(ds, "stage1")
+    assert len(examples) == 60 and all(len(labels) == 1 for _, labels, _ in examples)   # 右肺上野斑片影 -> one
+    cfg = train_config(tmp_path, ds, tmp_path / "out", model=str(conv_model_yaml(tmp_path)), batch_size=8,
+                       stages=STAGES)
+    final = train(cfg, stage="vision")
+    summary = json.loads((tmp_path / "out" / "vision" / "findings.json").read_text())
+    counts = {}
+    for _, labels, _ in examples:
+        counts[min(labels)] = counts.get(min(labels), 0) + 1
+    constant = max(counts.values()) / len(examples)        # the best constant answer
+    print(f"train exact-set accuracy {summary['train_exact']:.3f} vs constant {constant:.3f}", summary["history"][-1])
+    assert set(summary["labels"]) <= {f"{p}|{s}|{z}" for p in ("patchy", "consolidation") for s in ("left", "right")
+                                      for z in ("upper", "lower")}
+    assert summary["train_exact"] > constant + 0.4
+    model, _, _ = load_checkpoint(final)
+    lineage = json.loads((final / "lineage.json").read_text())
+    assert lineage["findings"]["train_exact"] == summary["train_exact"]
+    after = train(cfg, stage="stage1")                         # starts from the pre-trained tower, frozen
+    tower = {k: v for k, v in model.vision.state_dict().items()}
+    kept = load_checkpoint(after)[0].vision.state_dict()
+    assert [k for k in tower if not torch.equal(tower[k], kept[k])] == []
+
+
+def test_a_findings_stage_must_train_the_tower_alone(tmp_path):
+    bad = dict(STAGES[0], trainable={"vision": "full", "perceiver": "full", "llm": "frozen"},
+               lr={"vision": 1e-3, "perceiver": 1e-3})
+    with pytest.raises(P2MedError, match="tower alone"):
+        train_config(tmp_path, tmp_path, tmp_path / "out", stages=[bad])
