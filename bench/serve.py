@@ -150,7 +150,8 @@ def main() -> None:
     print(f"stock HF generate + peft: batch 1 {s1:.1f} tokens/s, batch 8 {s8:.1f} tokens/s")
     served = copy.deepcopy(model)
     served.merge_lora()
-    engine = Engine(served, processor, max_batch=8, batch_wait_s=0.01, decoder=decoder_for(served, args.quantize))
+    engine = Engine(served, processor, max_batch=8, batch_wait_s=0.01, decoder=decoder_for(served, args.quantize),
+                    threads=args.threads)
     engine.tokenizer = NoEos(tok)
     engine.start()
     o1, first = ours(engine, conv, 1, args.reps)

@@ -64,11 +64,12 @@ Decoder = Callable[[Any, dict, GenerationConfig, int], Iterator[torch.Tensor]]
 
 class Engine:
     def __init__(self, model: Any, processor: Any, max_batch: int = 8, max_queue: int = 32,
-                 batch_wait_s: float = 0.005, decoder: Decoder | None = None) -> None:
+                 batch_wait_s: float = 0.005, decoder: Decoder | None = None, threads: int = 0) -> None:
         self.model, self.processor = model, processor
         self.tokenizer = processor.tokenizer
         self.max_batch, self.batch_wait_s = max_batch, batch_wait_s
         self.decode: Decoder = decoder or generate_ids
+        self.threads = threads          # torch intra-op threads of the worker (0: the process's setting)
         self.queue: "queue.Queue[Job]" = queue.Queue(maxsize=max_queue)
         self.held: list[Job] = []
         self.stopping = threading.Event()
@@ -162,6 +163,7 @@ class Engine:
         return batch
 
     def _loop(self) -> None:
+        torch.set_num_threads(self.threads or torch.get_num_threads())   # set in the thread that computes
         while True:
             batch = self._next_batch()
             if batch is None:

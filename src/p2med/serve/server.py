@@ -62,7 +62,7 @@ def build_state(cfg: ServeConfig, folder: str | Path, pacs_password: str | None 
         raise P2MedError(f"quantize={cfg.quantize}: the fast decoder does not support this LLM "
                          f"({type(model.llm.model).__name__}); serve it with quantize=none")
     engine = Engine(model, processor, max_batch=cfg.max_batch, max_queue=cfg.max_queue,
-                    batch_wait_s=cfg.batch_wait_ms / 1000, decoder=decoder)
+                    batch_wait_s=cfg.batch_wait_ms / 1000, decoder=decoder, threads=cfg.threads)
     info = model_info(folder)
     if cfg.quantize != "none":
         info["version"] += f"+{cfg.quantize}"
