@@ -109,6 +109,11 @@ def test_fast_float16_cast_is_bit_identical_to_numpy():
                            np.arange(0x387FF000, 0x38801000), np.arange(0x3F7FF000, 0x3F800001)]).astype(np.uint32)
     y = bits.view(np.float32)                                 # all of [0, 1]: subnormal, normal, ties, 1.0
     assert np.array_equal(to_float16(y).view(np.uint16), y.astype(np.float16).view(np.uint16))
+    scratch = np.empty(y.shape, np.int32)
+    assert np.array_equal(to_float16(y, scratch=scratch).view(np.uint16), y.astype(np.float16).view(np.uint16))
+    outside = np.array([-1.0, -1e-30, -3e-5, 1.0000001, 2.0, 7e-5, 3e-5, 0.0], np.float32)   # clamped to 0..1
+    assert np.array_equal(to_float16(outside).view(np.uint16),
+                          np.clip(outside, 0, 1).astype(np.float16).view(np.uint16))
     strided = np.zeros((2, 8, 8), np.float16)
     to_float16(np.full((2, 4, 4), 0.3, np.float32), out=strided[:, 2:6, 2:6])
     assert strided[:, 2:6, 2:6].min() == np.float16(0.3) and strided[:, 0].max() == 0

@@ -75,33 +75,39 @@ def _bands(m: np.ndarray) -> list[tuple[int, int, int, int, np.ndarray]]:
 
 
 class Resizer:
-    """Resize [S, H, W] float32 slices to [S, out_h, out_w]; with a ``canvas`` they are centred on a square."""
+    """Resize [S, H, W] float32 slices to [S, out_h, out_w]; with a ``canvas`` they are centred on a square.
 
-    def __init__(self, h: int, w: int, out_h: int, out_w: int, canvas: int | None = None) -> None:
+    ``scale`` multiplies the result at no cost (it is folded into the row operator): the CT window's slope.
+    """
+
+    def __init__(self, h: int, w: int, out_h: int, out_w: int, canvas: int | None = None,
+                 scale: float = 1.0) -> None:
         self.h, self.w, self.out_h, self.out_w = h, w, out_h, out_w
         self.canvas = canvas
-        self.rows = _bands(resize_matrix(h, out_h))                     # applied as R @ x
+        self.rows = _bands(scale * resize_matrix(h, out_h))             # applied as R @ x
         self.cols = [(j0, j1, c0, c1, np.ascontiguousarray(m.T))
                      for j0, j1, c0, c1, m in _bands(resize_matrix(w, out_w))]   # applied as x @ C.T
 
     @classmethod
     def for_image(cls, h: int, w: int, size: int, letterbox: bool = False,
-                  spacing: tuple[float, float] | None = None) -> "Resizer":
+                  spacing: tuple[float, float] | None = None, scale: float = 1.0) -> "Resizer":
         """Both axes to ``size`` (the paper), or letterboxed: the longer side in mm fills ``size``.
 
-        Resizers are immutable and cached per geometry (a series reuses one for all its slices and exams).
+        Resizers are immutable and cached per geometry and scale (a series reuses one for all its slices and
+        exams).
         """
-        return _resizer(h, w, size, letterbox, tuple(spacing) if spacing else None)
+        return _resizer(h, w, size, letterbox, tuple(spacing) if spacing else None, float(scale))
 
     @classmethod
-    def _build(cls, h: int, w: int, size: int, letterbox: bool, spacing: tuple[float, float] | None) -> "Resizer":
+    def _build(cls, h: int, w: int, size: int, letterbox: bool, spacing: tuple[float, float] | None,
+               scale: float) -> "Resizer":
         if not letterbox:
-            return cls(h, w, size, size)
+            return cls(h, w, size, size, scale=scale)
         dy, dx = spacing if spacing and all(s and s > 0 for s in spacing) else (1.0, 1.0)
         side = max(h * dy, w * dx)
         out_h = max(1, min(size, round(size * h * dy / side)))
         out_w = max(1, min(size, round(size * w * dx / side)))
-        return cls(h, w, out_h, out_w, canvas=size)
+        return cls(h, w, out_h, out_w, canvas=size, scale=scale)
 
     @property
     def offset(self) -> tuple[int, int]:
@@ -120,11 +126,15 @@ class Resizer:
         r0, q0 = self.offset
         return out[:, r0:r0 + self.out_h, q0:q0 + self.out_w]
 
-    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """x float32 [S, H, W] -> float32 [S, out_h, out_w] (into ``out`` when given; no canvas padding)."""
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None, tmp: np.ndarray | None = None) -> np.ndarray:
+        """x float32 [S, H, W] -> float32 [S, out_h, out_w] (into ``out`` when given; no canvas padding).
+
+        ``tmp`` (float32, at least [S, H, out_w]) holds the half-resized slices; pass one to reuse it.
+        """
         s = x.shape[0]
         x2 = x.reshape(s * self.h, self.w)                               # [S*H, W]
-        y = np.empty((s * self.h, self.out_w), np.float32)               # [S*H, w]
+        y = np.empty((s * self.h, self.out_w), np.float32) if tmp is None else \
+            tmp.reshape(-1)[:s * self.h * self.out_w].reshape(s * self.h, self.out_w)   # [S*H, w]
         for j0, j1, c0, c1, mt in self.cols:
             np.matmul(x2[:, c0:c1], mt, out=y[:, j0:j1])
         y = y.reshape(s, self.h, self.out_w)                             # [S, H, w]
@@ -145,5 +155,6 @@ class Resizer:
 
 
 @functools.lru_cache(maxsize=64)
-def _resizer(h: int, w: int, size: int, letterbox: bool, spacing: tuple[float, float] | None) -> Resizer:
-    return Resizer._build(h, w, size, letterbox, spacing)
+def _resizer(h: int, w: int, size: int, letterbox: bool, spacing: tuple[float, float] | None,
+             scale: float) -> Resizer:
+    return Resizer._build(h, w, size, letterbox, spacing, scale)
