@@ -51,16 +51,17 @@ def to_float16(y: np.ndarray, out: np.ndarray | None = None, scratch: np.ndarray
     b = y.view(np.int32)
     t = np.empty(y.shape, np.int32) if scratch is None else scratch
     np.subtract(b.view(np.uint32), np.uint32(1), out=t.view(np.uint32))        # 0 and negatives wrap high
-    tiny = t.size and t.view(np.uint32).min() < _NORMAL_MIN                     # some 0 < y < 2**-14
+    tiny = None
+    if t.size and t.view(np.uint32).min() < _NORMAL_MIN:                        # some 0 < y < 2**-14
+        tiny = np.flatnonzero(np.less(t.view(np.uint32), _NORMAL_MIN))
     np.right_shift(b, _SHIFT, out=t)
     np.bitwise_and(t, _ONE, out=t)
     np.add(t, b, out=t)
     np.add(t, _ROUND, out=t)                                   # no overflow: finite floats are < 0x7F800000
     np.right_shift(t, _SHIFT, out=t)                           # float32 exponent + 10 mantissa bits, rounded
     np.clip(t, _REBIAS, _REBIAS + 0x3C00, out=t)               # [0, 1] in float16 terms once rebiased
-    if tiny:
-        sub = np.less(b.view(np.uint32) - np.uint32(1), _NORMAL_MIN)
-        t[sub] = np.rint(y[sub].astype(np.float64) * 2.0**24).astype(np.int32) + _REBIAS   # subnormal float16
+    if tiny is not None:                                       # subnormal float16: units of 2**-24
+        t.flat[tiny] = np.rint(y.flat[tiny].astype(np.float64) * 2.0**24).astype(np.int32) + _REBIAS
     np.subtract(t, _REBIAS, out=out.view(np.uint16), casting="unsafe")
     return out
 
