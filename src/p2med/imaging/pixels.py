@@ -3,8 +3,9 @@
 Uncompressed little-endian files (``DicomHeader.fast_pixels``) are read with one unbuffered ``readinto`` at the
 Pixel Data offset the header walk recorded: no second parse, no copy through pydicom or a file buffer. Everything
 else (JPEG baseline and lossless, JPEG-LS, JPEG 2000, RLE, deflate, big endian, 1/32-bit, colour) decodes with
-pydicom's ``pixel_array`` (pylibjpeg / openjpeg plugins for the compressed ones). Values equal pydicom's, bit for bit: high bits are masked
-or sign-extended from BitsStored. Colour images become luminance (float32). It does not window or resize.
+pydicom's ``pixel_array`` (pylibjpeg / openjpeg plugins for the compressed ones). Values equal pydicom's, bit
+for bit: high bits are masked or sign-extended from BitsStored. Colour images become luminance (float32). It
+does not window or resize.
 Example: ``frames = read_frames(header)`` -> uint16/int16 [F, H, W].
 """
 
