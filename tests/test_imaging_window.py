@@ -71,6 +71,22 @@ def test_banded_resize_equals_scikit_image(shape, out):
     assert got.shape == out and np.abs(got - want).max() <= 1e-5
 
 
+@pytest.mark.parametrize("n_in,n_out", [(512, 336), (4000, 336), (300, 336), (336, 336), (64, 16), (7, 3), (3, 336),
+                                         (2, 1), (1, 4)])
+def test_resize_matrix_equals_scipy_filter_and_zoom_of_the_identity(n_in, n_out):
+    """The operator written out from scipy's definitions is scipy's gaussian_filter1d + zoom (what skimage calls)."""
+    from scipy import ndimage
+
+    sigma = max(0.0, (n_in / n_out - 1.0) / 2.0)
+    want = np.eye(n_in)
+    if sigma > 1e-15:
+        want = ndimage.gaussian_filter1d(want, sigma, axis=0, mode="mirror")
+    if n_in != n_out:
+        want = ndimage.zoom(want, (n_out / n_in, 1.0), order=1, mode="mirror", grid_mode=True)
+    got = resize_matrix(n_in, n_out)
+    assert got.shape == want.shape == (n_out, n_in) and np.abs(got - want).max() <= 1e-12
+
+
 def test_resize_weights_sum_to_one():
     """What lets the window's affine map move after the resize."""
     for n_in, n_out in ((512, 336), (333, 336), (2048, 336)):
@@ -93,6 +109,11 @@ def test_fast_float16_cast_is_bit_identical_to_numpy():
                            np.arange(0x387FF000, 0x38801000), np.arange(0x3F7FF000, 0x3F800001)]).astype(np.uint32)
     y = bits.view(np.float32)                                 # all of [0, 1]: subnormal, normal, ties, 1.0
     assert np.array_equal(to_float16(y).view(np.uint16), y.astype(np.float16).view(np.uint16))
+    scratch = np.empty(y.shape, np.int32)
+    assert np.array_equal(to_float16(y, scratch=scratch).view(np.uint16), y.astype(np.float16).view(np.uint16))
+    outside = np.array([-1.0, -1e-30, -3e-5, 1.0000001, 2.0, 7e-5, 3e-5, 0.0], np.float32)   # clamped to 0..1
+    assert np.array_equal(to_float16(outside).view(np.uint16),
+                          np.clip(outside, 0, 1).astype(np.float16).view(np.uint16))
     strided = np.zeros((2, 8, 8), np.float16)
     to_float16(np.full((2, 4, 4), 0.3, np.float32), out=strided[:, 2:6, 2:6])
     assert strided[:, 2:6, 2:6].min() == np.float16(0.3) and strided[:, 0].max() == 0

@@ -97,10 +97,12 @@ def list_files(root: str | os.PathLike, exclude: Iterable[str] = (MANIFEST,)) ->
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
+        folder = Path(dirpath).relative_to(root).as_posix()           # once per folder: exports hold 100k files
+        prefix = "" if folder == "." else folder + "/"
         for name in filenames:
             if name.endswith(".tmp") and name.startswith("."):
                 continue
-            rel = (Path(dirpath) / name).relative_to(root).as_posix()
+            rel = prefix + name
             if rel not in excluded:
                 out.append(rel)
     return sorted(out)

@@ -32,29 +32,37 @@ class CacheError(P2MedError, ValueError):
     pass
 
 
-_SHIFT, _ONE, _BIAS = np.int32(13), np.int32(1), np.int32(0x0FFF - (0x1C000 << 13))
-_ZERO, _HALF_ONE, _NORMAL_MIN = np.int32(0), np.int32(0x3C00), np.uint32(0x38800000 - 1)
+_SHIFT, _ONE, _ROUND, _REBIAS = np.int32(13), np.int32(1), np.int32(0x0FFF), np.int32(0x1C000)
+_NORMAL_MIN = np.uint32(0x38800000 - 1)
 
 
-def to_float16(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """float32 values in [0, 1] -> float16, bit-identical to ``y.astype(np.float16)`` but ~3x faster.
+def to_float16(y: np.ndarray, out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
+    """float32 -> float16 clamped to [0, 1]: bit-identical to ``np.clip(y, 0, 1).astype(np.float16)`` (except
+    that -0.0 becomes +0.0), ~4x faster.
 
     NumPy's float16 cast is a scalar loop here; this is the classic round-to-nearest-even on the float32 bits
-    (add 0xFFF plus the lowest kept bit, drop 13 mantissa bits, rebias the exponent) in vectorised int32 ops,
-    with the rare values below float16's normal range (0 < y < 2**-14) rounded exactly on the side.
+    (add 0xFFF plus the lowest kept bit, drop 13 mantissa bits, clamp, rebias the exponent) in vectorised int32
+    ops, in place in ``scratch`` (int32 of y's shape; allocated when None: reuse it, fresh pages cost as much as
+    the maths). Negative values stay negative as integers, so the clamp takes them to 0. The rare values below
+    float16's normal range (0 < y < 2**-14, found by one min over ``bits - 1``) are rounded exactly on the side.
     """
     out = np.empty(y.shape, np.float16) if out is None else out
-    b = np.ascontiguousarray(y, np.float32).view(np.int32)
-    t = np.right_shift(b, _SHIFT)
+    y = np.ascontiguousarray(y, np.float32)
+    b = y.view(np.int32)
+    t = np.empty(y.shape, np.int32) if scratch is None else scratch
+    np.subtract(b.view(np.uint32), np.uint32(1), out=t.view(np.uint32))        # 0 and negatives wrap high
+    tiny = None
+    if t.size and t.view(np.uint32).min() < _NORMAL_MIN:                        # some 0 < y < 2**-14
+        tiny = np.flatnonzero(np.less(t.view(np.uint32), _NORMAL_MIN))
+    np.right_shift(b, _SHIFT, out=t)
     np.bitwise_and(t, _ONE, out=t)
     np.add(t, b, out=t)
-    np.add(t, _BIAS, out=t)
-    np.right_shift(t, _SHIFT, out=t)
-    np.clip(t, _ZERO, _HALF_ONE, out=t)
-    tiny = np.less(b.view(np.uint32) - np.uint32(1), _NORMAL_MIN)     # 0 < y < 2**-14 (0 itself is exact)
-    if tiny.any():
-        t[tiny] = np.rint(y[tiny].astype(np.float64) * 2.0**24).astype(np.int32)   # subnormal float16
-    np.copyto(out.view(np.uint16), t, casting="unsafe")
+    np.add(t, _ROUND, out=t)                                   # no overflow: finite floats are < 0x7F800000
+    np.right_shift(t, _SHIFT, out=t)                           # float32 exponent + 10 mantissa bits, rounded
+    np.clip(t, _REBIAS, _REBIAS + 0x3C00, out=t)               # [0, 1] in float16 terms once rebiased
+    if tiny is not None:                                       # subnormal float16: units of 2**-24
+        t.flat[tiny] = np.rint(y.flat[tiny].astype(np.float64) * 2.0**24).astype(np.int32) + _REBIAS
+    np.subtract(t, _REBIAS, out=out.view(np.uint16), casting="unsafe")
     return out
 
 

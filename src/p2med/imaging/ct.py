@@ -2,9 +2,10 @@
 
 Per kept series (``ct_series.choose``): subsample evenly to at most ``max_slices`` (warned in the entry), read
 the stored values a few slices at a time, clip them to the CT window in stored units, resize
-(``resize.Resizer``), map to 0..1 by the window's affine map (``window.window_split``: the same as HU then the
-window, exactly), and turn axis-aligned but flipped or transposed in-plane orientations into the radiological
-display (patient's right on the image left, anterior at the top). When NC and CE are both kept, the shorter is
+(``resize.Resizer``, with the window's slope folded into its operator), add the window's offset
+(``window.window_split``: the same as HU then the window, exactly), clamp to 0..1, and turn axis-aligned but
+flipped or transposed in-plane orientations into the radiological display (patient's right on the image left,
+anterior at the top). When NC and CE are both kept, the shorter is
 zero-padded at the inferior end to the longer and each entry's ``true_slices`` says how many slices are real.
 A series whose pixels fail to decode is dropped (its bad file quarantined) and the next-ranked one is tried.
 Example: ``images, warnings = process_ct(idx, cfg)`` -> ``[(entry, float32 [S, 336, 336]), ...]``.
@@ -62,8 +63,9 @@ def _reorient(vol: np.ndarray, transform: tuple[bool, bool, bool]) -> np.ndarray
 def dicom_volume(c: Candidate, cfg: IngestConfig, dtype=np.float32) -> tuple[np.ndarray, list[int]]:
     """Windowed, resized [S, H, W] (``dtype``) of a DICOM candidate and the stack indices it holds.
 
-    Per chunk of slices: stored values, clipped to the window in stored units -> float32 -> resize -> the
-    window's affine map on the smaller output (``window.window_split``), written into the output array.
+    Per chunk of slices: stored values, clipped to the window in stored units -> float32 -> resize with the
+    window's slope folded in -> + the window's offset (``window.window_split``) -> clamped to 0..1 (by the float16
+    conversion when ``dtype`` is float16), written into the output array. Buffers are allocated once per series.
     """
     stack = c.stack
     keep = subsample(len(stack.slices), cfg.max_slices)
@@ -78,33 +80,38 @@ def dicom_volume(c: Candidate, cfg: IngestConfig, dtype=np.float32) -> tuple[np.
                                      for s in stack.slices)
     raw = np.empty((_CHUNK, rows, cols), stored_dtype(first)) if fast else None      # [c, rows, cols] stored
     x = np.empty((_CHUNK, rows, cols), np.float32)                                    # [c, rows, cols] clipped
+    half = np.empty((_CHUNK, rows, resizer.out_w), np.float32)                        # [c, rows, w] resize tmp
     y = np.empty((_CHUNK, resizer.out_h, resizer.out_w), np.float32)                  # [c, h, w] resized
+    bits = np.empty(y.shape, np.int32)                                                # float16 conversion tmp
     for i0 in range(0, len(keep), _CHUNK):
         part = [stack.slices[k] for k in keep[i0:i0 + _CHUNK]]
         n = len(part)
         params = [window_split(_f(s.header.rescale_slope, 1.0), _f(s.header.rescale_intercept, 0.0), lo, hi)
                   for s in part]
+        same = len(set(params)) == 1
         if fast:
             for j, s in enumerate(part):
                 read_frame_into(s.header, s.frame, raw[j])
             src = raw[:n]
         else:
             src = [_decoded(s.header, decoded)[s.frame] for s in part]
-        if len(set(params)) == 1 and fast:
+        if same and fast:
             clip_stored(src, params[0][0], params[0][1], out=x[:n])
         else:
             for j in range(n):
                 clip_stored(np.array(src[j]), params[j][0], params[j][1], out=x[j])
-        resizer(x[:n], out=y[:n])
-        a = np.array([p[2] for p in params], np.float32)[:, None, None]
-        b = np.array([p[3] for p in params], np.float32)[:, None, None]
-        np.multiply(y[:n], a, out=y[:n])
-        np.add(y[:n], b, out=y[:n])
-        np.clip(y[:n], np.float32(0.0), np.float32(1.0), out=y[:n])
-        if out.dtype == np.float16:
-            to_float16(y[:n], out=image[i0:i0 + n])                     # numpy's float16 cast is scalar
+        if same:                                        # one slope: folded into the resize (cached per slope)
+            resize = Resizer.for_image(rows, cols, cfg.image_size, cfg.letterbox, _spacing(first), params[0][2])
+            resize(x[:n], out=y[:n], tmp=half)
+            np.add(y[:n], np.float32(params[0][3]), out=y[:n])
         else:
-            image[i0:i0 + n] = y[:n]
+            resizer(x[:n], out=y[:n], tmp=half)
+            np.multiply(y[:n], np.array([p[2] for p in params], np.float32)[:, None, None], out=y[:n])
+            np.add(y[:n], np.array([p[3] for p in params], np.float32)[:, None, None], out=y[:n])
+        if out.dtype == np.float16:
+            to_float16(y[:n], out=image[i0:i0 + n], scratch=bits[:n])   # clamps to 0..1; numpy's cast is scalar
+        else:
+            image[i0:i0 + n] = np.clip(y[:n], np.float32(0.0), np.float32(1.0), out=y[:n])
     return _reorient(out, display_transform(first.orientation)), keep
 
 

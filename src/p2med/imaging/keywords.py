@@ -34,6 +34,15 @@ def find_word(text: str | None, words: list[str] | tuple[str, ...]) -> str | Non
     return None
 
 
+def compile_patterns(words=(), kernels=()) -> None:
+    """Compile (and cache) the patterns of ``words`` and ``kernels`` now, e.g. before forking worker processes."""
+    for word in words:
+        if word:
+            _word_re(word)
+    for pattern in kernels:
+        _full_re(pattern)
+
+
 def match_kernel(values: tuple[str, ...] | list[str], patterns: list[str] | tuple[str, ...]) -> str | None:
     """The first kernel value that one of ``patterns`` matches as a whole, or None."""
     for value in values:

@@ -1,10 +1,11 @@
 """Stored pixel values of DICOM frames, read straight from the file where the bytes are plain.
 
-Uncompressed little-endian files (``DicomHeader.fast_pixels``) are read with one ``readinto`` at the Pixel Data
-offset the header walk recorded: no second parse, no copy through pydicom. Everything else (JPEG baseline and
-lossless, JPEG-LS, JPEG 2000, RLE, deflate, big endian, 1/32-bit, colour) decodes with pydicom's ``pixel_array``
-(pylibjpeg / openjpeg plugins for the compressed ones). Values equal pydicom's, bit for bit: high bits are masked
-or sign-extended from BitsStored. Colour images become luminance (float32). It does not window or resize.
+Uncompressed little-endian files (``DicomHeader.fast_pixels``) are read with one unbuffered ``readinto`` at the
+Pixel Data offset the header walk recorded: no second parse, no copy through pydicom or a file buffer. Everything
+else (JPEG baseline and lossless, JPEG-LS, JPEG 2000, RLE, deflate, big endian, 1/32-bit, colour) decodes with
+pydicom's ``pixel_array`` (pylibjpeg / openjpeg plugins for the compressed ones). Values equal pydicom's, bit
+for bit: high bits are masked or sign-extended from BitsStored. Colour images become luminance (float32). It
+does not window or resize.
 Example: ``frames = read_frames(header)`` -> uint16/int16 [F, H, W].
 """
 
@@ -39,10 +40,16 @@ def read_frames(h: DicomHeader, frames: list[int] | None = None) -> np.ndarray:
 def read_frame_into(h: DicomHeader, frame: int, out: np.ndarray) -> None:
     """Read frame ``frame`` of a fast-path file into ``out`` ([H, W] of ``stored_dtype(h)``), then fix bits."""
     nbytes = out.nbytes
+    view = memoryview(out).cast("B")
+    got = 0
     try:
-        with open(h.path, "rb") as fh:
+        with open(h.path, "rb", buffering=0) as fh:           # unbuffered: read(2) straight into ``out``
             fh.seek(h.pixel_offset + frame * nbytes)
-            got = fh.readinto(memoryview(out).cast("B"))
+            while got < nbytes:
+                n = fh.readinto(view[got:])
+                if not n:
+                    break
+                got += n
     except OSError as exc:
         raise BadFile("unreadable", f"cannot read the pixel data ({exc.strerror})", h.path) from exc
     if got != nbytes:
