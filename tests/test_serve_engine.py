@@ -10,6 +10,7 @@ import pytest
 import torch
 from model_helpers import conversation, mini_model, one_thread, randomize_lora  # noqa: F401 (fixture)
 
+from p2med.common.errors import P2MedError
 from p2med.model.generate import GenerationConfig, model_batch, generate, generate_ids
 from p2med.serve.engine import Engine, Overloaded, ShuttingDown, TimedOut
 from p2med.serve.fast_decode import decoder_for
@@ -111,3 +112,23 @@ def test_int8_decoder_stays_close_to_the_float_one(served, one_thread):
     assert 0 < len(ids) <= 8 and job.completion_tokens == len(ids)
     with pytest.raises(ValueError, match="quantize"):
         FastDecoder(hf, "int4")
+
+
+def test_a_loading_engine_builds_its_model_in_its_own_thread(served):
+    model, processor, _ = served
+    seen = {}
+
+    def load():
+        seen["thread"] = threading.current_thread().name
+        return model, processor, decoder_for(model)
+    engine = Engine.loading(load, max_batch=2)
+    engine.start()
+    job = engine.submit(_convs()[0], GenerationConfig(max_new_tokens=4))
+    assert 0 < len(list(engine.token_ids(job, 60))) <= 4
+    engine.stop(5)
+    assert seen["thread"] == "p2med-engine"
+
+    def broken():
+        raise P2MedError("quantize=int8: not supported")
+    with pytest.raises(P2MedError, match="quantize"):
+        Engine.loading(broken).start()

@@ -1,4 +1,5 @@
-"""Build and run the server: load a checkpoint folder, merge its LoRA, start the engine, open the store.
+"""Build and run the server: load a checkpoint folder (in the engine's own thread), merge its LoRA, start the
+engine, open the store.
 
 ``build_state(cfg, "runs/ckpt")`` -> a ``ServerState`` for ``app.create_app``; ``run(cfg, "runs/ckpt")`` serves it
 with uvicorn on ``cfg.host:cfg.port`` (127.0.0.1 by default). On SIGTERM / Ctrl-C uvicorn stops accepting,
@@ -56,13 +57,17 @@ def build_state(cfg: ServeConfig, folder: str | Path, pacs_password: str | None 
     if not (folder / "config.json").is_file():
         raise P2MedError(f"--model {folder}: not a checkpoint folder (no config.json; write one with save_checkpoint "
                          "or p2med train)")
-    model, processor = load_model(folder, cfg.threads)
-    decoder = decoder_for(model, cfg.quantize)
-    if decoder is None and cfg.quantize != "none":
-        raise P2MedError(f"quantize={cfg.quantize}: the fast decoder does not support this LLM "
-                         f"({type(model.llm.model).__name__}); serve it with quantize=none")
-    engine = Engine(model, processor, max_batch=cfg.max_batch, max_queue=cfg.max_queue,
-                    batch_wait_s=cfg.batch_wait_ms / 1000, decoder=decoder, threads=cfg.threads)
+
+    def load():
+        model, processor = load_model(folder, cfg.threads)
+        decoder = decoder_for(model, cfg.quantize)
+        if decoder is None and cfg.quantize != "none":
+            raise P2MedError(f"quantize={cfg.quantize}: the fast decoder does not support this LLM "
+                             f"({type(model.llm.model).__name__}); serve it with quantize=none")
+        return model, processor, decoder
+
+    engine = Engine.loading(load, max_batch=cfg.max_batch, max_queue=cfg.max_queue,
+                            batch_wait_s=cfg.batch_wait_ms / 1000, threads=cfg.threads)
     info = model_info(folder)
     if cfg.quantize != "none":
         info["version"] += f"+{cfg.quantize}"
@@ -76,7 +81,9 @@ def build_state(cfg: ServeConfig, folder: str | Path, pacs_password: str | None 
             except OSError as exc:
                 raise P2MedError(f"pacs_password_file {cfg.pacs_password_file}: cannot read ({exc.strerror})") from exc
         pacs = Pacs(cfg.pacs_url, cfg.pacs_user, pacs_password or "")
-    return ServerState(cfg=cfg, store=Store(cfg.db), engine=engine, model=info, pacs=pacs)
+    store = Store(cfg.db)
+    engine.start()                                   # loads the model in the engine's own thread
+    return ServerState(cfg=cfg, store=store, engine=engine, model=info, pacs=pacs)
 
 
 def run(cfg: ServeConfig, folder: str | Path) -> None:
