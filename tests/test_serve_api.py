@@ -90,9 +90,10 @@ def test_page_needs_the_session_cookie_set_from_a_token(env):
     for html in (login.text, page.text):
         assert "http://" not in html and "https://" not in html                 # no external asset
     assert client.get("/v1/studies").status_code == 401                         # the cookie is no API credential
-    assert client.delete("/session").status_code == 204
+    assert client.delete("/session").status_code == 204                        # the cookie identifies the user
     client.cookies.clear()                                                      # (the test client keeps its jar)
     assert client.get("/").status_code == 401
+    assert client.delete("/session").status_code == 401                        # no cookie, no token
 
 
 def test_chat_completion_plain_and_streamed_agree(env):

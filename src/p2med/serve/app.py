@@ -178,7 +178,11 @@ def create_app(state: ServerState) -> FastAPI:
         return response
 
     @app.delete("/session", status_code=204)
-    def close_session() -> Response:
+    def close_session(request: Request) -> Response:
+        """Logout: needs the bearer token or a valid session cookie, like every route but /health."""
+        cookie = request.cookies.get(SESSION_COOKIE, "")
+        if not (cookie and state.store.user_for_token(cookie) is not None):
+            current_user(request)                      # 401 unless a valid bearer token is given
         response = Response(status_code=204)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
