@@ -56,7 +56,7 @@ ROUTES = [("get", "/v1/models"), ("post", "/v1/chat/completions"), ("get", "/v1/
           ("get", "/v1/studies/st_x"), ("get", "/v1/studies/st_x/images/0.png"), ("post", "/v1/studies/st_x/draft"),
           ("post", "/v1/records/draft"), ("get", "/v1/drafts/dr_x"), ("put", "/v1/drafts/dr_x"),
           ("post", "/v1/drafts/dr_x/sign"), ("post", "/v1/drafts/dr_x/push"), ("post", "/v1/pacs/pull"),
-          ("get", "/v1/quality")]
+          ("get", "/v1/quality"), ("post", "/session"), ("delete", "/session")]
 
 
 @pytest.mark.parametrize("method,path", ROUTES)
