@@ -103,14 +103,15 @@ class FindingsPretrainer:
         return torch.tensor([lab in labels for lab in self.labels], dtype=torch.float32)
 
     def _pixels(self, ref: ImageRef) -> torch.Tensor:
-        """[S, 3, H, W] normalised slices, S <= max_slices (kept in memory: the tower sees them every epoch)."""
+        """[S, 3, H, W] normalised slices, S <= max_slices, kept in memory as float16 (the tower sees them every
+        epoch: ~75 KB per radiograph at 112 px, ~1.2 MB per CT)."""
         if ref.sha256 not in self.pixels:
             item = load_image(self.cache_root, ref)
             arr = item.pixels[: item.true_slices or len(item.pixels)]
             if len(arr) > self.max_slices:
                 arr = arr[np.linspace(0, len(arr) - 1, self.max_slices).round().astype(int)]
-            self.pixels[ref.sha256] = self.processor.image_processor(ImageItem(arr), where=ref.array)
-        return self.pixels[ref.sha256]
+            self.pixels[ref.sha256] = self.processor.image_processor(ImageItem(arr), where=ref.array).half()
+        return self.pixels[ref.sha256].float()
 
     def _logits(self, batch: list[tuple[ImageRef, set[str], str]], shift: bool) -> torch.Tensor:
         slices = [self._pixels(ref) for ref, _, _ in batch]
@@ -130,14 +131,16 @@ class FindingsPretrainer:
     def accuracy(self, examples: list) -> float:
         if not examples:
             return float("nan")
-        self.model.vision.eval(), self.head.eval()
+        self.model.vision.eval()
+        self.head.eval()
         right = 0
         with torch.no_grad():
             for i in range(0, len(examples), self.cfg.batch_size):
                 batch = examples[i: i + self.cfg.batch_size]
                 pred = self._logits(batch, shift=False) > 0
                 right += int((pred == torch.stack([self._target(b[1]) > 0 for b in batch])).all(1).sum())
-        self.model.vision.train(), self.head.train()
+        self.model.vision.train()
+        self.head.train()
         return right / len(examples)
 
     def run(self) -> Path:
