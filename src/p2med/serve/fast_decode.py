@@ -11,9 +11,9 @@ the engine uses ``p2med.model.generate.generate_ids``. It takes the weights as t
 
 ``quantize="int8"`` stores every linear weight of the LLM (lm_head included) as int8 per output channel and
 quantizes activations per call (fbgemm's dynamic quantized linear, the kernel behind
-``torch.ao.quantization.quantize_dynamic``): about a third of the float32 step time on CPU, where a decode
-step is bound by reading the weights; answers may differ slightly from the float32 ones (bench/serve.py
-prints the agreement). Torch marks these ops deprecated; the pinned torch 2.13 has them. Example::
+``torch.ao.quantization.quantize_dynamic``): less than half the float32 step time on CPU, where a decode
+step is bound by reading the weights; answers may differ from the float32 ones (bench/serve_int8_agreement.py
+measures how often). Torch marks these ops deprecated; the pinned torch 2.13 has them. Example::
 
     decode = decoder_for(model)                  # FastDecoder or None; decoder_for(model, "int8") for int8
     for token in decode(model, batch, GenerationConfig(max_new_tokens=64), eos_id): ...   # token [B]

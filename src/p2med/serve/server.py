@@ -60,7 +60,10 @@ def build_state(cfg: ServeConfig, folder: str | Path, pacs_password: str | None 
 
     def load():
         model, processor = load_model(folder, cfg.threads)
-        decoder = decoder_for(model, cfg.quantize)
+        try:
+            decoder = decoder_for(model, cfg.quantize)
+        except RuntimeError as exc:                  # no fbgemm engine (not an x86 CPU)
+            raise P2MedError(f"quantize={cfg.quantize}: {exc}") from exc
         if decoder is None and cfg.quantize != "none":
             raise P2MedError(f"quantize={cfg.quantize}: the fast decoder does not support this LLM "
                              f"({type(model.llm.model).__name__}); serve it with quantize=none")
