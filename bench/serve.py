@@ -44,7 +44,6 @@ from p2med.model.config import ModelConfig  # noqa: E402
 from p2med.model.generate import GenerationConfig  # noqa: E402
 from p2med.model.tokenizer import train_tokenizer  # noqa: E402
 from p2med.serve.engine import Engine  # noqa: E402
-from p2med.serve.fast_decode import decoder_for  # noqa: E402
 from p2med.synth.findings import Finding  # noqa: E402
 from p2med.synth.reports import write_report  # noqa: E402
 
@@ -123,10 +122,8 @@ def serve_and_measure(folder: str, conv: dict, threads: int, quantize: str, reps
 
     torch.set_num_threads(threads)
 
-    def load():
-        model, processor = load_model(folder, threads)
-        return model, processor, decoder_for(model, quantize)
-    engine = Engine.loading(load, max_batch=8, batch_wait_s=0.01, threads=threads)
+    engine = Engine.loading(lambda: load_model(folder, threads, quantize), max_batch=8, batch_wait_s=0.01,
+                            threads=threads)
     engine.start()
     engine.tokenizer = NoEos(engine.tokenizer)
     o1, first = ours(engine, conv, 1, reps)

@@ -33,44 +33,41 @@ def model_info(folder: Path) -> dict[str, str]:
             "adapter": _digest(adapters) if adapters else "none"}
 
 
-def load_model(folder: str | Path, threads: int = 0):
-    """(model, processor) ready to serve: LoRA merged into the weights, eval mode, fp32 on CPU."""
+def load_model(folder: str | Path, threads: int = 0, quantize: str = "none"):
+    """(model, processor, decoder) ready to serve: LoRA merged into the weights, eval mode, fp32 on CPU, and the
+    fast decoder (int8 weights with ``quantize="int8"``; None when the LLM's architecture has none). Call it in
+    the thread that will decode (``Engine.loading``)."""
     import torch
 
     from ..model.checkpoint import load_checkpoint
+    from .fast_decode import decoder_for
 
     if threads:
         torch.set_num_threads(threads)
     model, processor, _tok = load_checkpoint(folder)
     model.merge_lora()
     model.eval()
-    return model, processor
+    try:
+        decoder = decoder_for(model, quantize)
+    except RuntimeError as exc:                      # no fbgemm engine (not an x86 CPU)
+        raise P2MedError(f"quantize={quantize}: {exc}") from exc
+    if decoder is None and quantize != "none":
+        raise P2MedError(f"quantize={quantize}: the fast decoder does not support this LLM "
+                         f"({type(model.llm.model).__name__}); serve it with quantize=none")
+    return model, processor, decoder
 
 
 def build_state(cfg: ServeConfig, folder: str | Path, pacs_password: str | None = None):
     from .app import ServerState
     from .engine import Engine
-    from .fast_decode import decoder_for
     from .store import Store
 
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise P2MedError(f"--model {folder}: not a checkpoint folder (no config.json; write one with save_checkpoint "
                          "or p2med train)")
-
-    def load():
-        model, processor = load_model(folder, cfg.threads)
-        try:
-            decoder = decoder_for(model, cfg.quantize)
-        except RuntimeError as exc:                  # no fbgemm engine (not an x86 CPU)
-            raise P2MedError(f"quantize={cfg.quantize}: {exc}") from exc
-        if decoder is None and cfg.quantize != "none":
-            raise P2MedError(f"quantize={cfg.quantize}: the fast decoder does not support this LLM "
-                             f"({type(model.llm.model).__name__}); serve it with quantize=none")
-        return model, processor, decoder
-
-    engine = Engine.loading(load, max_batch=cfg.max_batch, max_queue=cfg.max_queue,
-                            batch_wait_s=cfg.batch_wait_ms / 1000, threads=cfg.threads)
+    engine = Engine.loading(lambda: load_model(folder, cfg.threads, cfg.quantize), max_batch=cfg.max_batch,
+                            max_queue=cfg.max_queue, batch_wait_s=cfg.batch_wait_ms / 1000, threads=cfg.threads)
     info = model_info(folder)
     if cfg.quantize != "none":
         info["version"] += f"+{cfg.quantize}"
