@@ -307,6 +307,13 @@ def test_a_time_equal_to_a_short_source_id_is_not_a_leak(mini_export, tmp_path):
     deidentify_export(src, out, key, DeidConfig(workers=1), progress=False)
     report = verify(src, out, key, workers=1)
     assert report.identifiers["number"] >= 1 and report.ok, report.where[:5]
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest["counts"]["dicom_keep"] = int(ds.StudyID)          # a count equal to a StudyID: a coincidence
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert verify(src, out, key, workers=1).ok
+    manifest["note"] = f"study {ds.StudyID}"                     # the same digits as text: reported
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert not verify(src, out, key, workers=1).ok
 
 
 def test_output_is_deterministic_whatever_the_path_and_resumes_after_a_crash(mini_export, tmp_path, monkeypatch,

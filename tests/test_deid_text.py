@@ -54,13 +54,16 @@ def fullwidth_back(s: str) -> str:
     return "".join(chr(ord(c) - 0xFEE0) if "０" <= c <= "９" else c for c in s)
 
 
-def test_id_number_checksum_decides_unless_labelled():
+def test_id_numbers_are_removed_with_a_wrong_check_character_too():
     valid = "110105202103021240"[:17]
     valid += id_checksum(valid)
-    wrong = valid[:17] + ("0" if valid[17] != "0" else "1")
+    wrong = valid[:17] + ("0" if valid[17] != "0" else "1")      # mistyped: still a birth date and a region
     assert P.id_number_valid(valid) and not P.id_number_valid(wrong)
-    assert scrub(f"编号{wrong}。") == f"编号{wrong}。"            # an 18-digit number that is not a 身份证
-    assert wrong not in scrub(f"身份证号：{wrong}。")               # but a labelled one is removed anyway
+    for number in (valid, wrong):
+        assert number not in scrub(f"编号{number}。") and number not in scrub(f"身份热号：{number}。")
+    not_an_id = "110105202113321240"                              # month 13: not shaped like a 身份证
+    assert scrub(f"编号{not_an_id}。") == f"编号{not_an_id}。"
+    assert not_an_id not in scrub(f"身份证号：{not_an_id}。")       # but a labelled one is removed anyway
 
 
 @st.composite

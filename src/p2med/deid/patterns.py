@@ -1,6 +1,7 @@
 """The identifier patterns of Chinese (and English) clinical text, shared by the scrubber and the verifier.
 
-身份证 numbers (18 characters, GB 11643-1999 check character, X), mobile and landline numbers, labelled record
+身份证 numbers (18 characters: region, birth date, sequence and a GB 11643-1999 check character, which is
+not required to be right: a mistyped copy still identifies), mobile and landline numbers, labelled record
 numbers (住院号 门诊号 病案号 床号 ...), e-mail, labelled and written-out addresses, and the cues that show a
 person's name (患儿X, 母亲X, X医生, X主治医师, Dr. X). What it does not know: the patient's own identifiers
 (``text.Scrubber`` gets those from the export). Every pattern runs on normalised text (``normalise``): full-width
@@ -19,6 +20,9 @@ HAN = r"\u4e00-\u9fff"
 NB = r"(?<![0-9A-Za-z])"
 NA = r"(?![0-9A-Za-z])"
 
+# a 身份证 number's shape: region, birth date, sequence, check character. Scrubbed and reported whether its check
+# character is right or not: a copy with one digit mistyped still tells a birth date and most of the number (a
+# 700-patient synthetic hospital's edited near-duplicate records carried such copies of planted numbers)
 ID_NUMBER = re.compile(NB + r"\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]" + NA)
 ID_LABELLED = re.compile(r"(?:身份证(?:号码|号)?|证件号(?:码)?|ID\s*(?:card\s*)?No\.?)\s*[:：]?\s*(?:为|是)?\s*"
                          r"([0-9Xx*]{15,18})" + NA, re.I)
@@ -79,6 +83,7 @@ def id_number_valid(number: str) -> bool:
     number = number.upper()
     return (len(number) == 18 and number[:17].isdigit() and number[17] in "0123456789X"
             and id_checksum(number[:17]) == number[17])
+
 
 
 def normalise(text: str) -> tuple[str, list[int]]:

@@ -66,10 +66,10 @@ def synth_step(cfg: DemoConfig, which: str, out: Path) -> Callable[[], None]:
         from ..synth.cli import format_summary
         from ..synth.config import SynthConfig
         from ..synth.hospital import synthesize
-        patients, seed = ((cfg.train_patients, cfg.train_seed) if which == "train"
-                          else (cfg.held_out_patients, cfg.held_out_seed))
+        patients, seed, extra = ((cfg.train_patients, cfg.train_seed, cfg.train_synth_overrides) if which == "train"
+                                 else (cfg.held_out_patients, cfg.held_out_seed, []))
         scfg = load_config(SynthConfig, project_file(cfg.synth),
-                           [*cfg.synth_overrides, f"patients={patients}", f"seed={seed}"])
+                           [*cfg.synth_overrides, *extra, f"patients={patients}", f"seed={seed}"])
         counts = synthesize(scfg, out / which / "hospital", out / which / "hospital.truth", overwrite=True)
         print(format_summary(counts, out / which / "hospital", out / which / "hospital.truth"))
     return step
@@ -105,8 +105,9 @@ def deid_step(out: Path) -> Callable[[], None]:
             result = verify(src, dst, key)
             print(f"    {which}: {led['used']} used, {led['excluded']} excluded, {led['quarantined']} quarantined; "
                   + format_report(result).splitlines()[-1])
-            if not result.ok:
-                raise P2MedError(f"{dst}: de-identification verification found identifiers (see above)")
+            if not result.ok:       # the report names places and kinds, never the values
+                raise P2MedError(f"{dst}: de-identification verification found identifiers:\n"
+                                 + format_report(result))
     return step
 
 
