@@ -49,6 +49,7 @@ class SynthConfig:
     ct_contrast_share: float = 0.35      # CT exams with a contrast-enhanced series
     ct_z_mismatch_share: float = 0.5     # of those, CE series covering a different z range
     ct_coronal_share: float = 0.15       # CT exams with a coronal reformat
+    ct_localizer_share: float = 1.0      # CT exams with a localizer (scout) image, which ingest must skip
     duplicate_share: float = 0.06        # outpatient records copied as near-duplicates (J 0.85-1.0)
     hard_negative_share: float = 0.03    # outpatient records copied with J 0.6-0.85 (must not be merged)
     missing_output_share: float = 0.03   # records with one output section left empty
@@ -69,7 +70,7 @@ class SynthConfig:
         check(sum(self.disease_weights.values()) > 0, "disease_weights", "need a positive total weight")
         for name in ("inpatient_share", "chief_round_share", "imaging_rate_pneumonia", "imaging_rate_other",
                      "ct_share", "followup_share", "lateral_share", "burned_in_share", "ct_soft_share",
-                     "ct_thin_share", "ct_contrast_share", "ct_z_mismatch_share", "ct_coronal_share",
+                     "ct_thin_share", "ct_contrast_share", "ct_z_mismatch_share", "ct_coronal_share", "ct_localizer_share",
                      "duplicate_share", "hard_negative_share", "missing_output_share", "overlong_share",
                      "secondary_rate", "text_phi_rate", "dicom_name_in_description"):
             v = getattr(self, name)

@@ -70,6 +70,7 @@ class CtExamSpec:
     coronal: bool               # add a coronal 5 mm reformat
     layout: int                 # 0: S<n>/I<k>.dcm, 1: flat <SOPInstanceUID>.dcm
     series_order: tuple[int, ...] = ()   # a permutation giving series numbers (empty: natural order)
+    localizer: bool = True      # add the localizer (scout) image
     extra: dict = field(default_factory=dict)
 
 
@@ -152,8 +153,8 @@ def write_ct_exam(spec: CtExamSpec, ctx: StudyContext, anatomy: CtAnatomy, cfg: 
     matrix = cfg.matrix
     fov = float(anatomy.fov_mm)
     z = np.arange(anatomy.z_start_mm, anatomy.z_end_mm + 1e-6, 5.0)   # slice centres, ascending
-    roles = ["localizer", "nc_lung"] + (["nc_soft"] if spec.soft else []) + (["thin"] if spec.thin else []) \
-        + (["ce_lung"] if spec.contrast else []) + (["coronal"] if spec.coronal else [])
+    roles = ["localizer"] * spec.localizer + ["nc_lung"] + ["nc_soft"] * spec.soft + ["thin"] * spec.thin \
+        + ["ce_lung"] * spec.contrast + ["coronal"] * spec.coronal
     numbers = {r: i + 1 for i, r in enumerate(roles)}
     if spec.series_order:
         numbers = {r: int(spec.series_order[i]) for i, r in enumerate(roles)}
@@ -190,7 +191,8 @@ def write_ct_exam(spec: CtExamSpec, ctx: StudyContext, anatomy: CtAnatomy, cfg: 
     if spec.coronal:
         series.append(_coronal_series(ctx, spec, v, numbers["coronal"], anatomy, cfg, fov, matrix, thin_vol, files,
                                       rng))
-    series.append(_localizer(ctx, spec, v, numbers["localizer"], anatomy, cfg, files, rng))
+    if spec.localizer:
+        series.append(_localizer(ctx, spec, v, numbers["localizer"], anatomy, cfg, files, rng))
     truth = {"modality": "CT", "vendor": v.manufacturer, "series": sorted(series, key=lambda s: s["series_number"]),
              "lesions": truth_lesions, "study_instance_uid": uid(ctx.seed, spec.exam_id, "study")}
     return files, truth

@@ -308,10 +308,11 @@ class _Planner:
                     extra = (1, 0)
             soft, thin = bool(rng.random() < cfg.ct_soft_share), bool(rng.random() < cfg.ct_thin_share)
             coronal = bool(rng.random() < cfg.ct_coronal_share)
-            n_series = 2 + int(soft) + int(thin) + int(contrast) + int(coronal)   # + localizer and NC lung
+            scout = cfg.ct_localizer_share >= 1.0 or bool(rng.random() < cfg.ct_localizer_share)
+            n_series = 1 + int(scout) + int(soft) + int(thin) + int(contrast) + int(coronal)   # + NC lung
             order = tuple(int(x) for x in rng.permutation(n_series) + 1) if rng.random() < 0.3 else ()
             spec = CtExamSpec(exam_id, findings, int(rng.integers(len(CT_VENDORS))), render_seed, soft, thin,
-                              contrast, extra, coronal, int(rng.integers(2)), order)
+                              contrast, extra, coronal, int(rng.integers(2)), order, localizer=scout)
             description = "胸部CT平扫" + ("+增强" if contrast else "")
             text, imp = write_report(rng, "CT", findings, changes, prior.when.date().isoformat() if prior else None,
                                      contrast=contrast)
