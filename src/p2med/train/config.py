@@ -22,13 +22,14 @@ PARTS = ("vision", "perceiver", "llm")
 class StageConfig:
     name: str = "stage1"            # folder under `out` and label in logs/metrics
     data: str = "stage1"            # subfolder of the dataset holding this stage's samples-*.jsonl shards
+    #                                 (objective findings: several joined by +, e.g. stage1+stage2+stage3)
     trainable: TrainableConfig = field(default_factory=TrainableConfig)  # frozen | lora | full per part
     lr: dict[str, float] = field(default_factory=lambda: {"perceiver": 1e-4, "llm": 2e-4})  # part -> peak
     #                                 learning rate; every part that trains needs one
     epochs: int = 1                 # passes over the stage's samples
     max_steps: int = 0              # stop after this many optimizer steps (0: no cap)
     objective: Literal["language", "findings"] = "language"  # language: next-token loss on the answers;
-    #                                 findings: the tower alone learns the report's findings (train/findings.py)
+    #                                 findings: the tower (+ perceiver) learns the report's findings (train/findings.py)
 
     def __post_init__(self) -> None:
         check(bool(self.name) and "/" not in self.name, "stages[].name", f"a folder name, got {self.name!r}")
@@ -44,10 +45,12 @@ class StageConfig:
               "every part is frozen: nothing would train")
         check(self.objective in ("language", "findings"), f"stages.{self.name}.objective",
               f"must be language or findings, got {self.objective!r}")
+        check(self.objective == "findings" or "+" not in self.data, f"stages.{self.name}.data",
+              f"one folder for a language stage, got {self.data!r} (only objective findings joins folders)")
         if self.objective == "findings":
-            check(self.trainable.vision == "full" and self.trainable.perceiver == self.trainable.llm == "frozen",
-                  f"stages.{self.name}.trainable", "objective findings trains the vision tower alone: "
-                  "{vision: full, perceiver: frozen, llm: frozen}")
+            check(self.trainable.llm == "frozen" and "lora" not in (self.trainable.vision, self.trainable.perceiver),
+                  f"stages.{self.name}.trainable", "objective findings trains the vision tower, the perceiver or "
+                  "both, never the LLM: {vision: full | frozen, perceiver: full | frozen, llm: frozen}")
 
 
 @dataclass

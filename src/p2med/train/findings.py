@@ -1,16 +1,19 @@
 """A supervised pre-stage for a vision tower trained from scratch: (pattern, side, zone/lobe) from the images.
 
-A stage with ``objective: findings`` trains the tower alone (``trainable.vision: full``) to say which findings
-an exam's report names as present, as multi-label classification. The labels come from the report text
+A stage with ``objective: findings`` trains the tower (``trainable.vision: full``), the perceiver
+(``trainable.perceiver: full``) or both to say which findings an exam's report names as present, as multi-label
+classification. The labels come from the report text
 through the evaluation's finding extractor (``p2med.clinical.findings``), never from any ground-truth file:
 the impression section of each image sample's last answer (the whole answer when it has none). The label set
 is every (pattern, side, level) seen at least ``MIN_LABEL`` times. Each image's slices go through the tower
-(CT subsampled evenly to ``max_slices``), the features are max-pooled over slices and a linear head reads the
-patch grid; the head is thrown away at the end, the tower is kept (the next stages freeze and cache it).
+(CT subsampled evenly); tower only: the features are max-pooled over slices and a linear head reads the patch
+grid; with the perceiver: a linear head reads the perceiver's visual tokens, so the tokens the LLM will see
+already carry the findings (a random perceiver trained by the language loss alone does not learn to pass them
+on within a CPU budget: docs/demo.md). The head is thrown away at the end; tower and perceiver are kept.
 A tenth of the exams (by id hash) is held out and its exact-set accuracy logged, so a user sees whether the
 tower learned. Runs in one process; a killed run restarts the stage (it is short).
-Example stage: ``{name: vision, data: stage1, objective: findings, trainable: {vision: full, perceiver: frozen,
-llm: frozen}, lr: {vision: 2.0e-3}, epochs: 12}``.
+Example stage: ``{name: vision, data: stage1+stage2, objective: findings, trainable: {vision: full, perceiver: full,
+llm: frozen}, lr: {vision: 2.0e-3, perceiver: 1.0e-3}, epochs: 12}``.
 """
 
 from __future__ import annotations
@@ -47,20 +50,30 @@ def labels_of(answer: str, output_keys: list[str], lang: str, extractor: Finding
     return {"|".join(str(x or "") for x in key) for key in present(extractor.extract(text, lang))}
 
 
-def finding_examples(dataset: Path, data: str) -> list[tuple[ImageRef, set[str], str]]:
-    """(the last image, its labels, a stable id) of every image sample of ``dataset/data``."""
+def finding_examples(dataset: Path, data: str) -> list[tuple[tuple[ImageRef, ...], set[str], str, str]]:
+    """(the images of the last turn, their labels, a stable id, the modality) of every image sample of
+    ``dataset/data``,
+    where ``data`` may join several stage folders with ``+`` (``stage1+stage2+stage3``: every exam the stages
+    hold, each once). Every view counts: a lateral radiograph alone cannot show the side, its frontal can."""
     extractor, out, seen = FindingExtractor(), [], set()
-    for shard, n, row in iter_shards(dataset / data):
-        images = row.get("images") or []
-        if not images or not row.get("turns"):
+    rows = ((folder, shard, n, row) for folder in data.split("+") for shard, n, row in iter_shards(dataset / folder))
+    for folder, shard, n, row in rows:
+        images, turns = row.get("images") or [], row.get("turns") or []
+        if not images or not turns:
             continue
-        ref = image_ref(images[-1], f"{dataset / data / shard}:{n}: images[-1]")
-        if ref.sha256 in seen:
+        where = f"{dataset / folder / shard}:{n}"
+        picked = turns[-1].get("images")
+        picked = list(range(len(images))) if picked is None else picked
+        if not picked:
             continue
-        seen.add(ref.sha256)
-        answer = row["turns"][-1].get("assistant") or ""
-        out.append((ref, labels_of(answer, row.get("output_keys") or [], row.get("lang", "zh"), extractor),
-                    ref.sha256))
+        refs = tuple(image_ref(images[i], f"{where}: images[{i}]") for i in picked)
+        key = "+".join(r.sha256 for r in refs)
+        if key in seen:
+            continue
+        seen.add(key)
+        answer = turns[-1].get("assistant") or ""
+        out.append((refs, labels_of(answer, row.get("output_keys") or [], row.get("lang", "zh"), extractor),
+                    hashlib.sha256(key.encode()).hexdigest(), str(row.get("modality") or "")))
     return out
 
 
@@ -78,25 +91,42 @@ class FindingsHead(nn.Module):
         return self.out(self.drop(self.norm(feats).flatten(1)))
 
 
+class TokensHead(nn.Module):
+    """The perceiver's visual tokens [N, L, D] -> label logits [N, L_labels]: one linear read of all tokens."""
+
+    def __init__(self, tokens: int, dim: int, n_labels: int) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(0.2)
+        self.out = nn.Linear(tokens * dim, n_labels)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.out(self.drop(tokens.flatten(1)))
+
+
 class FindingsPretrainer:
     def __init__(self, cfg: TrainConfig, stage: StageConfig, model: Any, processor: Any, dataset: Path,
                  cache_root: Path, stage_dir: Path, lineage: dict[str, Any]) -> None:
-        if stage.trainable.vision != "full":
-            raise P2MedError(f"stages.{stage.name}: objective findings trains the tower: set trainable.vision: full")
         self.cfg, self.stage, self.model, self.processor = cfg, stage, model, processor
         self.cache_root, self.stage_dir, self.lineage = cache_root, stage_dir, lineage
         examples = finding_examples(dataset, stage.data)
-        counts = Counter(lab for _, labels, _ in examples for lab in labels)
+        counts = Counter(lab for _, labels, _, _ in examples for lab in labels)
         self.labels = sorted(lab for lab, c in counts.items() if c >= MIN_LABEL)
         if not examples or not self.labels:
             raise P2MedError(f"{dataset / stage.data}: no image sample whose report names a finding "
                              f"{MIN_LABEL}+ times: nothing for objective findings to learn")
-        held = [int(hashlib.sha256(i.encode()).hexdigest(), 16) % HELD_OUT == 0 for _, _, i in examples]
+        held = [int(hashlib.sha256(i.encode()).hexdigest(), 16) % HELD_OUT == 0 for _, _, i, _ in examples]
         self.train = [e for e, h in zip(examples, held) if not h]
         self.test = [e for e, h in zip(examples, held) if h]
         vision = model.vision
-        self.head = FindingsHead(vision.num_patches, vision.dim, len(self.labels))
-        self.max_slices = min(16, processor.image_processor.max_slices)
+        self.through = stage.trainable.perceiver == "full"
+        self.tower_trains = stage.trainable.vision == "full"
+        model.vision.eval()
+        if self.through:      # the perceiver sees every slice the language stages give it
+            self.head = TokensHead(model.num_latents, model.perceiver.proj.out_features, len(self.labels))
+            self.max_slices = processor.image_processor.max_slices
+        else:
+            self.head = FindingsHead(vision.num_patches, vision.dim, len(self.labels))
+            self.max_slices = min(16, processor.image_processor.max_slices)
         self.pixels: dict[str, torch.Tensor] = {}
 
     def _target(self, labels: set[str]) -> torch.Tensor:
@@ -113,49 +143,77 @@ class FindingsPretrainer:
             self.pixels[ref.sha256] = self.processor.image_processor(ImageItem(arr), where=ref.array).half()
         return self.pixels[ref.sha256].float()
 
-    def _logits(self, batch: list[tuple[ImageRef, set[str], str]], shift: bool) -> torch.Tensor:
-        slices = [self._pixels(ref) for ref, _, _ in batch]
+    def _logits(self, batch: list[tuple[tuple[ImageRef, ...], set[str], str, str]], shift: bool) -> torch.Tensor:
+        """Label logits [B, L]: each image of an exam scored alone, the exam's logit the maximum over its
+        images (a finding is present when any view shows it)."""
+        owner = [i for i, (refs, *_) in enumerate(batch) for _ in refs]
+        slices = [self._pixels(ref) for refs, *_ in batch for ref in refs]
         if shift:          # a few pixels of translation: never a flip (the side is the label)
             dy, dx = (int(v) for v in torch.randint(-3, 4, (2,)))
             slices = [torch.roll(s, (dy, dx), dims=(2, 3)) for s in slices]
-        feats = self.model.vision(torch.cat(slices))                                 # [sum S, P, D]
+        with torch.set_grad_enabled(self.tower_trains and torch.is_grad_enabled()):
+            feats = self.model.vision(torch.cat(slices))                             # [sum S, P, D]
         S = max(len(s) for s in slices)
-        grid = feats.new_zeros(len(batch), S, *feats.shape[1:])
-        mask = torch.zeros(len(batch), S, dtype=torch.bool)
+        grid = feats.new_zeros(len(slices), S, *feats.shape[1:])
+        mask = torch.zeros(len(slices), S, dtype=torch.bool)
         at = 0
         for i, s in enumerate(slices):
             grid[i, : len(s)], mask[i, : len(s)] = feats[at: at + len(s)], True
             at += len(s)
-        return self.head(grid, mask)
+        per_image = self.head(self.model.resample(grid, mask)) if self.through else self.head(grid, mask)
+        index = torch.tensor(owner)[:, None].expand_as(per_image)
+        return per_image.new_full((len(batch), per_image.shape[1]), float("-inf")).scatter_reduce(
+            0, index, per_image, "amax")
 
-    def accuracy(self, examples: list) -> float:
+    def _modules(self) -> list[nn.Module]:
+        """What trains (and so switches between train and eval mode): a frozen tower stays in eval mode."""
+        return ([self.model.vision] if self.tower_trains else []) + [self.head] + (
+            [self.model.perceiver] if self.through else [])
+
+    def accuracy(self, examples: list) -> dict[str, float]:
+        """Exact-set accuracy over ``examples`` ("all") and per modality ("XR", "CT")."""
         if not examples:
-            return float("nan")
-        self.model.vision.eval()
-        self.head.eval()
-        right = 0
+            return {"all": float("nan")}
+        for m in self._modules():
+            m.eval()
+        right: list[int] = []
         with torch.no_grad():
             for i in range(0, len(examples), self.cfg.batch_size):
                 batch = examples[i: i + self.cfg.batch_size]
                 pred = self._logits(batch, shift=False) > 0
-                right += int((pred == torch.stack([self._target(b[1]) > 0 for b in batch])).all(1).sum())
-        self.model.vision.train()
-        self.head.train()
-        return right / len(examples)
+                right += (pred == torch.stack([self._target(b[1]) > 0 for b in batch])).all(1).tolist()
+        for m in self._modules():
+            m.train()
+        out = {"all": round(sum(right) / len(right), 4)}
+        for mod in sorted({e[3] for e in examples}):
+            hits = [r for r, e in zip(right, examples) if e[3] == mod]
+            out[mod or "?"] = round(sum(hits) / len(hits), 4)
+        return out
 
     def run(self) -> Path:
         torch.manual_seed(self.cfg.seed)
-        params = [p for p in self.model.vision.parameters() if p.requires_grad] + list(self.head.parameters())
-        opt = torch.optim.AdamW(params, lr=self.stage.lr["vision"], weight_decay=self.cfg.weight_decay)
+        lr = self.stage.lr
+        groups = [{"params": list(self.head.parameters()), "lr": lr["perceiver" if self.through else "vision"]}]
+        if self.tower_trains:
+            groups.append({"params": [p for p in self.model.vision.parameters() if p.requires_grad],
+                           "lr": lr["vision"]})
+        if self.through:
+            groups.append({"params": [p for p in self.model.perceiver.parameters() if p.requires_grad],
+                           "lr": lr["perceiver"]})
+        params = [p for g in groups for p in g["params"]]
+        opt = torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay)
         steps_per_epoch = -(-len(self.train) // self.cfg.batch_size)
         total = self.stage.epochs * steps_per_epoch
         if self.stage.max_steps:
             total = min(total, self.stage.max_steps)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.stage.lr["vision"], total_steps=max(total, 2))
-        log.info("%s: findings pre-stage, %d labels, %d train / %d held-out exams, %d steps", self.stage.name,
-                 len(self.labels), len(self.train), len(self.test), total)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups], total_steps=max(total, 2))
+        log.info("%s: findings pre-stage (%s), %d labels, %d train / %d held-out exams, %d steps", self.stage.name,
+                 " + ".join(n for n, on in (("tower", self.tower_trains), ("perceiver", self.through)) if on),
+                 len(self.labels), len(self.train),
+                 len(self.test), total)
         rng, step, t0, history = np.random.default_rng(self.cfg.seed), 0, time.time(), []
-        self.model.vision.train()
+        for m in self._modules():
+            m.train()
         while step < total:
             order = rng.permutation(len(self.train))
             loss_sum = 0.0
@@ -174,16 +232,18 @@ class FindingsPretrainer:
                 step += 1
                 loss_sum += loss.item() * len(batch)
             row = {"stage": self.stage.name, "step": step, "epoch": len(history) + 1, "kind": "findings",
-                   "loss": round(loss_sum / len(self.train), 5), "held_out_exact": round(self.accuracy(self.test), 4),
+                   "loss": round(loss_sum / len(self.train), 5), "held_out_exact": self.accuracy(self.test),
                    "seconds": round(time.time() - t0, 1)}
             history.append(row)
-            log.info("%s: epoch %d loss %.4f held-out exact-set accuracy %.3f (%.0f s)", self.stage.name,
-                     row["epoch"], row["loss"], row["held_out_exact"], row["seconds"])
+            log.info("%s: epoch %d loss %.4f held-out exact-set accuracy %s (%.0f s)", self.stage.name,
+                     row["epoch"], row["loss"], " ".join(f"{k} {v:.3f}" for k, v in row["held_out_exact"].items()),
+                     row["seconds"])
         summary = {"labels": self.labels, "train_exams": len(self.train), "held_out_exams": len(self.test),
-                   "train_exact": round(self.accuracy(self.train), 4), "history": history}
+                   "train_exact": self.accuracy(self.train), "history": history}
         write_json(self.stage_dir / "findings.json", summary)
         final = self.stage_dir / "final"
-        self.model.vision.eval()
+        for m in self._modules():
+            m.eval()
         save_training_checkpoint(self.model, self.processor, final, None,
                                  {**self.lineage, "step": step, "findings": {k: v for k, v in summary.items()
                                                                              if k != "history"}})

@@ -67,7 +67,8 @@ def _tokenizer(cfg: TrainConfig, mcfg: ModelConfig, dataset: Path, out: Path, di
 
     folder = out / "tokenizer"
     if dist.main and not (folder / "tokenizer.json").is_file():
-        texts = (t for s in cfg.stages for t in stage_texts(dataset, s.data))
+        folders = dict.fromkeys(f for s in cfg.stages for f in s.data.split("+"))   # each folder once
+        texts = (t for f in folders for t in stage_texts(dataset, f))
         tok = train_tokenizer(texts, mcfg.tokenizer.vocab_size, mcfg.tokenizer.min_frequency)
         tok.save_pretrained(str(folder))
     dist.barrier()
