@@ -61,6 +61,9 @@ def test_id_numbers_are_removed_with_a_wrong_check_character_too():
     assert P.id_number_valid(valid) and not P.id_number_valid(wrong)
     for number in (valid, wrong):
         assert number not in scrub(f"编号{number}。") and number not in scrub(f"身份热号：{number}。")
+    typed = f"{wrong[0]}粗{wrong[1:]}"                            # a character typed into it, label mistyped too
+    assert "20210302" not in scrub(f"身份热号：{typed}。") and "20210302" not in scrub(f"身份证号：{typed}。")
+    assert scrub("身份证明已核对。") == "身份证明已核对。"
     not_an_id = "110105202113321240"                              # month 13: not shaped like a 身份证
     assert scrub(f"编号{not_an_id}。") == f"编号{not_an_id}。"
     assert not_an_id not in scrub(f"身份证号：{not_an_id}。")       # but a labelled one is removed anyway

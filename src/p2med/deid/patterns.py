@@ -24,8 +24,9 @@ NA = r"(?![0-9A-Za-z])"
 # character is right or not: a copy with one digit mistyped still tells a birth date and most of the number (a
 # 700-patient synthetic hospital's edited near-duplicate records carried such copies of planted numbers)
 ID_NUMBER = re.compile(NB + r"\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]" + NA)
-ID_LABELLED = re.compile(r"(?:身份证(?:号码|号)?|证件号(?:码)?|ID\s*(?:card\s*)?No\.?)\s*[:：]?\s*(?:为|是)?\s*"
-                         r"([0-9Xx*]{15,18})" + NA, re.I)
+# a labelled one: the label and the number may each carry a typo (身份热号：1粗0105...: an edited copy of a record)
+ID_LABELLED = re.compile(r"(?:身份[证\u4e00-\u9fff]?(?:号码|号)|身份证|证件号(?:码)?|ID\s*(?:card\s*)?No\.?)\s*[:：]?\s*"
+                         r"(?:为|是)?\s*([0-9Xx*](?:[0-9Xx*]|[^\s0-9A-Za-z。，；;,、：:](?=[0-9Xx*])){14,18})" + NA, re.I)
 MOBILE = re.compile(NB + r"(?:\+?86-?)?1[3-9]\d(?:-?\d){8}" + NA)
 LANDLINE = re.compile(NB + r"(?:\(0\d{2,3}\)|0\d{2,3}-)\d{7,8}(?:-\d{1,5})?" + NA)
 PHONE_LABELLED = re.compile(r"(?:联系电话|电话号码|电话|手机号码|手机号|手机|联系方式|Tel\.?|Phone|Mobile)\s*[:：]?\s*"
