@@ -17,6 +17,7 @@ from p2med.demo.controls import shuffle_images
 from p2med.demo.metrics import score_samples
 
 ROOT = Path(__file__).resolve().parents[1]
+WIDE_MARGIN = 0.15          # finding + location: the full model over the shuffled-image control (~40 held-out X-rays)
 
 
 def _xr(sid: str, impression: str, turns: int = 1, images: int = 1) -> dict:
@@ -90,7 +91,15 @@ def test_reduced_demo_end_to_end_and_resumed(tmp_path):
     assert not re.search(r"""(?:src|href)=["'](?!data:|#)""", page), "self-contained: no external asset"
     assert "shuffled images" in page and "chance" in page
     lineage = json.loads((out / "model" / "stage3" / "final" / "lineage.json").read_text())
-    assert lineage["config"]["stages"][0]["trainable"]["llm"] == "full"
+    stages = {st["name"]: st for st in lineage["config"]["stages"]}
+    assert stages["stage1"]["trainable"]["llm"] == "full" and stages["vision"]["objective"] == "findings"
+    assert any("objective findings" in note for note in results["training"]["notes"])
+
+    # the model reads the X-rays: well above the same model given other exams' images, and above chance
+    model, shuffled = (results[run]["xray_report"]["finding_location"]["mean"] for run in ("model", "shuffled"))
+    chance_xr = results["chance"]["xray_report"]["finding_location"]
+    print(f"X-ray finding + location: model {model:.3f}, shuffled {shuffled:.3f}, chance {chance_xr:.3f}")
+    assert model >= shuffled + WIDE_MARGIN and model > chance_xr
 
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]

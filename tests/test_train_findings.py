@@ -91,3 +91,16 @@ def test_a_findings_stage_reads_every_exam_of_the_joined_folders_once(tmp_path):
     language = dict(STAGES[1], data="stage1+stage2")
     with pytest.raises(P2MedError, match="only objective findings joins folders"):
         train_config(tmp_path, ds, tmp_path / "out", stages=[language])
+
+
+def test_a_findings_stage_can_keep_to_some_modalities(tmp_path):
+    torch.set_num_threads(1)
+    ds = write_dataset(tmp_path, n_xray=12, n_ct=6, n_text=2, stages=("stage1",))
+    only_xr = [dict(STAGES[0], epochs=1, modalities=["XR"])]
+    cfg = train_config(tmp_path, ds, tmp_path / "out", model=str(conv_model_yaml(tmp_path)), batch_size=4,
+                       stages=only_xr)
+    train(cfg, stage="vision")
+    summary = json.loads((tmp_path / "out" / "vision" / "findings.json").read_text())
+    assert summary["train_exams"] + summary["held_out_exams"] == 12 and set(summary["train_exact"]) == {"all", "XR"}
+    with pytest.raises(P2MedError, match="only objective findings chooses modalities"):
+        train_config(tmp_path, ds, tmp_path / "out2", stages=[dict(STAGES[1], modalities=["XR"])])

@@ -18,6 +18,7 @@ class DemoConfig:
     held_out_seed: int = 1
     synth: str = "configs/synth/demo.yaml"       # both hospitals' settings (patients and seed set above)
     synth_overrides: list[str] = field(default_factory=list)   # key=value for both hospitals
+    train_synth_overrides: list[str] = field(default_factory=list)   # then these for the training hospital only
     build_scale: float = 0.05          # SPEC section 3 thresholds times this for the training hospital
     train: str = "configs/train/demo.yaml"       # the training config (tiny preset, three stages)
     train_overrides: list[str] = field(default_factory=list)

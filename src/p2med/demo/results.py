@@ -20,6 +20,9 @@ from .pipeline import final_checkpoint
 STAGE_FOLDERS = ("stage1", "stage2", "stage3")
 
 
+NO_CONTROL = "(no images: the shuffled-image control applies to image samples only)"
+
+
 def _answers(folder: Path) -> dict[str, str]:
     path = folder / "generations.jsonl"
     return {r["sample_id"]: r["output"] for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
@@ -36,7 +39,9 @@ def answer_step(cfg: DemoConfig, out: Path) -> Callable[[], None]:
 
         bench = out / "held_out" / "dataset" / "benchmark"
         shuffled_bench = out / "held_out" / "benchmark_shuffled"
-        write_jsonl(shuffled_bench / "samples.jsonl", shuffle_images(load_samples(bench), seed=cfg.held_out_seed))
+        # only samples with images: a text sample's control answer would be the model's own answer again
+        write_jsonl(shuffled_bench / "samples.jsonl",
+                    [s for s in shuffle_images(load_samples(bench), seed=cfg.held_out_seed) if s["images"]])
         gen = open_generator(final_checkpoint(out), images=out / "held_out" / "cache",
                              max_new_tokens=cfg.max_new_tokens)
         ecfg = EvalConfig(batch_size=cfg.eval_batch_size, max_new_tokens=cfg.max_new_tokens)
@@ -73,6 +78,10 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
+def _by_modality(acc: dict) -> str:
+    return ", ".join(f"{k} {_pct(acc[k])}" for k in sorted(acc, key=lambda k: (k != "all", k)))
+
+
 def _training_notes(out: Path) -> list[str]:
     """What was trained how, from the last stage's lineage (the full training config) and checkpoint notes."""
     final = final_checkpoint(out)
@@ -80,8 +89,19 @@ def _training_notes(out: Path) -> list[str]:
     notes = [f"model preset {lineage['config'].get('model')}, batch size {lineage['config'].get('batch_size')}, "
              f"warm-up ratio {lineage['config'].get('warmup_ratio')}, seed {lineage['config'].get('seed')}"]
     for st in lineage["config"].get("stages", []):
-        notes.append(f"{st.get('name')} on {st.get('data')}: trainable {st.get('trainable')}, "
-                     f"learning rates {st.get('lr')}, {st.get('epochs')} epoch(s)")
+        note = (f"{st.get('name')} on {st.get('data')}: trainable {st.get('trainable')}, "
+                f"learning rates {st.get('lr')}, {st.get('epochs')} epoch(s)"
+                + (f" or at most {st['max_steps']} steps of {lineage['config'].get('batch_size')} samples"
+                   if st.get("max_steps") else "")
+                + (f", {'/'.join(st['modalities'])} exams only" if st.get("modalities") else ""))
+        summary = final.parents[1] / str(st.get("name")) / "findings.json"
+        if st.get("objective") == "findings" and summary.is_file():
+            got = json.loads(summary.read_text(encoding="utf-8"))
+            held = (got.get("history") or [{}])[-1].get("held_out_exact") or {}
+            note += (f"; objective findings (multi-label findings read from the reports): exact-set accuracy "
+                     f"{_by_modality(got.get('train_exact') or {})} on its {got.get('train_exams')} training exams, "
+                     f"{_by_modality(held)} on {got.get('held_out_exams')} exams it held out")
+        notes.append(note)
     notes += [str(n) for n in json.loads((final / "config.json").read_text(encoding="utf-8")).get("notes", [])]
     notes.append("Every weight was initialised at random here and trained on the training hospital's images and "
                  "report/record text only; the synthetic ground truth was never read, and the held-out hospital "
@@ -139,9 +159,11 @@ def write_results(cfg: DemoConfig, out: Path) -> Path:
     report_dir = out / "report"
     write_json(report_dir / "results.json", results)
     examples = []
-    for s in [s for s in samples if s["images"]][: cfg.examples // 2] + [s for s in samples if not s["images"]][: cfg.examples // 2]:
+    half = cfg.examples // 2
+    for s in [s for s in samples if s["images"]][:half] + [s for s in samples if not s["images"]][:half]:
         examples.append({"sample_id": s["sample_id"], "reference": s["turns"][-1]["assistant"],
-                         "model": answers.get(s["sample_id"], ""), "shuffled": shuffled_answers.get(s["sample_id"], "")})
+                         "model": answers.get(s["sample_id"], ""),
+                         "shuffled": shuffled_answers.get(s["sample_id"], NO_CONTROL)})
     return write_report(report_dir, results, examples)
 
 

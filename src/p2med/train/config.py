@@ -30,6 +30,8 @@ class StageConfig:
     max_steps: int = 0              # stop after this many optimizer steps (0: no cap)
     objective: Literal["language", "findings"] = "language"  # language: next-token loss on the answers;
     #                                 findings: the tower (+ perceiver) learns the report's findings (train/findings.py)
+    modalities: list[str] = field(default_factory=list)  # objective findings: only exams of these modalities
+    #                                 (e.g. [XR]; empty: every image exam)
 
     def __post_init__(self) -> None:
         check(bool(self.name) and "/" not in self.name, "stages[].name", f"a folder name, got {self.name!r}")
@@ -45,6 +47,8 @@ class StageConfig:
               "every part is frozen: nothing would train")
         check(self.objective in ("language", "findings"), f"stages.{self.name}.objective",
               f"must be language or findings, got {self.objective!r}")
+        check(self.objective == "findings" or not self.modalities, f"stages.{self.name}.modalities",
+              "only objective findings chooses modalities (a language stage trains on every sample of its data)")
         check(self.objective == "findings" or "+" not in self.data, f"stages.{self.name}.data",
               f"one folder for a language stage, got {self.data!r} (only objective findings joins folders)")
         if self.objective == "findings":

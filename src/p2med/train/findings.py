@@ -108,11 +108,13 @@ class FindingsPretrainer:
                  cache_root: Path, stage_dir: Path, lineage: dict[str, Any]) -> None:
         self.cfg, self.stage, self.model, self.processor = cfg, stage, model, processor
         self.cache_root, self.stage_dir, self.lineage = cache_root, stage_dir, lineage
-        examples = finding_examples(dataset, stage.data)
+        examples = [e for e in finding_examples(dataset, stage.data)
+                    if not stage.modalities or e[3] in stage.modalities]
         counts = Counter(lab for _, labels, _, _ in examples for lab in labels)
         self.labels = sorted(lab for lab, c in counts.items() if c >= MIN_LABEL)
         if not examples or not self.labels:
-            raise P2MedError(f"{dataset / stage.data}: no image sample whose report names a finding "
+            which = f" of modality {'/'.join(stage.modalities)}" if stage.modalities else ""
+            raise P2MedError(f"{dataset / stage.data}: no image sample{which} whose report names a finding "
                              f"{MIN_LABEL}+ times: nothing for objective findings to learn")
         held = [int(hashlib.sha256(i.encode()).hexdigest(), 16) % HELD_OUT == 0 for _, _, i, _ in examples]
         self.train = [e for e, h in zip(examples, held) if not h]
