@@ -12,15 +12,15 @@ from ..config import check
 
 @dataclass
 class DemoConfig:
-    train_patients: int = 260          # the training hospital
+    train_patients: int = 1400         # the training hospital
     train_seed: int = 0
-    held_out_patients: int = 150       # the held-out hospital: another seed, never trained on
+    held_out_patients: int = 200       # the held-out hospital: another seed, never trained on
     held_out_seed: int = 1
     synth: str = "configs/synth/demo.yaml"       # both hospitals' settings (patients and seed set above)
     synth_overrides: list[str] = field(default_factory=list)   # key=value for both hospitals
     train_synth_overrides: list[str] = field(default_factory=list)   # then these for the training hospital only
     build_scale: float = 0.05          # SPEC section 3 thresholds times this for the training hospital
-    train: str = "configs/train/demo.yaml"       # the training config (tiny preset, three stages)
+    train: str = "configs/train/demo.yaml"       # the training config (tiny-conv: findings pre-stages + 3 stages)
     train_overrides: list[str] = field(default_factory=list)
     max_new_tokens: int = 160          # per answer at evaluation
     eval_batch_size: int = 16
