@@ -16,7 +16,7 @@ from p2med.config import to_dict
 from p2med.model.build import build_parts
 from p2med.model.checkpoint import load_checkpoint
 from p2med.model.tokenizer import load_tokenizer
-from p2med.train.findings import finding_examples
+from p2med.train.findings import finding_examples, mirrored
 from p2med.train.run import model_config, train
 
 RESNET = dict(image_size=40, num_channels=3, embedding_size=8, hidden_sizes=[16, 32], depths=[1, 1],
@@ -40,9 +40,10 @@ def conv_model_yaml(tmp_path):
 
 THROUGH = [dict(STAGES[0], trainable={"vision": "full", "perceiver": "full", "llm": "frozen"},
                 lr={"vision": 5e-3, "perceiver": 1e-3}), STAGES[1]]
+MIRROR = [dict(STAGES[0], mirror=True), STAGES[1]]     # trained on mirrored exams half the time, scored unmirrored
 
 
-@pytest.mark.parametrize("stages", [STAGES, THROUGH], ids=["tower", "tower+perceiver"])
+@pytest.mark.parametrize("stages", [STAGES, THROUGH, MIRROR], ids=["tower", "tower+perceiver", "tower+mirror"])
 def test_the_tower_learns_the_report_findings_and_the_next_stage_keeps_it(tmp_path, stages):
     torch.set_num_threads(1)
     ds = write_dataset(tmp_path, n_xray=60, n_ct=0, n_text=4, stages=("stage1",))
@@ -104,3 +105,10 @@ def test_a_findings_stage_can_keep_to_some_modalities(tmp_path):
     assert summary["train_exams"] + summary["held_out_exams"] == 12 and set(summary["train_exact"]) == {"all", "XR"}
     with pytest.raises(P2MedError, match="only objective findings chooses modalities"):
         train_config(tmp_path, ds, tmp_path / "out2", stages=[dict(STAGES[1], modalities=["XR"])])
+
+
+def test_a_mirrored_finding_changes_side_and_only_a_findings_stage_mirrors(tmp_path):
+    assert mirrored("patchy|left|upper") == "patchy|right|upper" and mirrored("effusion|right|") == "effusion|left|"
+    assert mirrored("ggo||lower") == "ggo||lower"                       # no side stated: nothing to swap
+    with pytest.raises(P2MedError, match="only objective findings mirrors images"):
+        train_config(tmp_path, tmp_path, tmp_path / "out", stages=[dict(STAGES[1], mirror=True)])

@@ -32,6 +32,8 @@ class StageConfig:
     #                                 findings: the tower (+ perceiver) learns the report's findings (train/findings.py)
     modalities: list[str] = field(default_factory=list)  # objective findings: only exams of these modalities
     #                                 (e.g. [XR]; empty: every image exam)
+    mirror: bool = False            # objective findings: each radiograph exam is mirrored left-right half the time
+    #                                 and its findings' sides swapped (twice the views for a small tower; CT never)
 
     def __post_init__(self) -> None:
         check(bool(self.name) and "/" not in self.name, "stages[].name", f"a folder name, got {self.name!r}")
@@ -49,6 +51,8 @@ class StageConfig:
               f"must be language or findings, got {self.objective!r}")
         check(self.objective == "findings" or not self.modalities, f"stages.{self.name}.modalities",
               "only objective findings chooses modalities (a language stage trains on every sample of its data)")
+        check(self.objective == "findings" or not self.mirror, f"stages.{self.name}.mirror",
+              "only objective findings mirrors images (a report's sides would contradict a mirrored image)")
         check(self.objective == "findings" or "+" not in self.data, f"stages.{self.name}.data",
               f"one folder for a language stage, got {self.data!r} (only objective findings joins folders)")
         if self.objective == "findings":

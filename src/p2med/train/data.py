@@ -91,6 +91,11 @@ def manifest_sha256(dataset: Path) -> str | None:
     return sha256_file(path) if path.is_file() else None
 
 
+def stage_folders(data: str) -> list[str]:
+    """The dataset folders a stage's ``data`` names: ``stage1+stage2`` -> [stage1, stage2] (each once)."""
+    return list(dict.fromkeys(data.split("+")))
+
+
 def iter_shards(folder: Path) -> Iterator[tuple[str, int, dict]]:
     """(shard file name, line number, sample) over ``folder/samples-*.jsonl`` in name order."""
     shards = sorted(folder.glob("samples-*.jsonl"))

@@ -11,7 +11,9 @@ grid; with the perceiver: a linear head reads the perceiver's visual tokens, so 
 already carry the findings (a random perceiver trained by the language loss alone does not learn to pass them
 on within a CPU budget: docs/demo.md). The head is thrown away at the end; tower and perceiver are kept.
 A tenth of the exams (by id hash) is held out and its exact-set accuracy logged, so a user sees whether the
-tower learned. Runs in one process; a killed run restarts the stage (it is short).
+tower learned. With ``mirror: true`` each radiograph exam is flipped left-right half the time and its labels'
+sides swapped: the side is then learned from where the lesion lies, and a small tower sees twice the views.
+Runs in one process; a killed run restarts the stage (it is short).
 Example stage: ``{name: vision, data: stage1+stage2, objective: findings, trainable: {vision: full, perceiver: full,
 llm: frozen}, lr: {vision: 2.0e-3, perceiver: 1.0e-3}, epochs: 12}``.
 """
@@ -23,7 +25,7 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,7 +39,7 @@ from ..model.processor import ImageItem
 from ..text.sections import parse_sections
 from .checkpoint import save_training_checkpoint
 from .config import StageConfig, TrainConfig
-from .data import ImageRef, image_ref, iter_shards, load_image
+from .data import ImageRef, image_ref, iter_shards, load_image, stage_folders
 
 log = logging.getLogger(__name__)
 MIN_LABEL = 3
@@ -50,13 +52,27 @@ def labels_of(answer: str, output_keys: list[str], lang: str, extractor: Finding
     return {"|".join(str(x or "") for x in key) for key in present(extractor.extract(text, lang))}
 
 
-def finding_examples(dataset: Path, data: str) -> list[tuple[tuple[ImageRef, ...], set[str], str, str]]:
-    """(the images of the last turn, their labels, a stable id, the modality) of every image sample of
-    ``dataset/data``,
-    where ``data`` may join several stage folders with ``+`` (``stage1+stage2+stage3``: every exam the stages
+class Example(NamedTuple):
+    refs: tuple[ImageRef, ...]      # the images of the sample's last turn
+    labels: set[str]                # 'pattern|side|level' its report names as present
+    id: str                         # stable: a hash of the images' sha256
+    modality: str
+
+
+_SIDES = {"left": "right", "right": "left"}
+
+
+def mirrored(label: str) -> str:
+    """The label of a finding seen in a left-right mirrored image: 'patchy|left|upper' -> 'patchy|right|upper'."""
+    pattern, side, level = label.split("|")
+    return f"{pattern}|{_SIDES.get(side, side)}|{level}"
+
+
+def finding_examples(dataset: Path, data: str) -> list[Example]:
+    """An ``Example`` for every image sample of ``dataset/data``, where ``data`` may join several stage folders with ``+`` (``stage1+stage2+stage3``: every exam the stages
     hold, each once). Every view counts: a lateral radiograph alone cannot show the side, its frontal can."""
     extractor, out, seen = FindingExtractor(), [], set()
-    rows = ((folder, shard, n, row) for folder in data.split("+") for shard, n, row in iter_shards(dataset / folder))
+    rows = ((folder, shard, n, row) for folder in stage_folders(data) for shard, n, row in iter_shards(dataset / folder))
     for folder, shard, n, row in rows:
         images, turns = row.get("images") or [], row.get("turns") or []
         if not images or not turns:
@@ -72,8 +88,8 @@ def finding_examples(dataset: Path, data: str) -> list[tuple[tuple[ImageRef, ...
             continue
         seen.add(key)
         answer = turns[-1].get("assistant") or ""
-        out.append((refs, labels_of(answer, row.get("output_keys") or [], row.get("lang", "zh"), extractor),
-                    hashlib.sha256(key.encode()).hexdigest(), str(row.get("modality") or "")))
+        out.append(Example(refs, labels_of(answer, row.get("output_keys") or [], row.get("lang", "zh"), extractor),
+                           hashlib.sha256(key.encode()).hexdigest(), str(row.get("modality") or "")))
     return out
 
 
@@ -109,14 +125,14 @@ class FindingsPretrainer:
         self.cfg, self.stage, self.model, self.processor = cfg, stage, model, processor
         self.cache_root, self.stage_dir, self.lineage = cache_root, stage_dir, lineage
         examples = [e for e in finding_examples(dataset, stage.data)
-                    if not stage.modalities or e[3] in stage.modalities]
-        counts = Counter(lab for _, labels, _, _ in examples for lab in labels)
+                    if not stage.modalities or e.modality in stage.modalities]
+        counts = Counter(lab for e in examples for lab in e.labels)
         self.labels = sorted(lab for lab, c in counts.items() if c >= MIN_LABEL)
         if not examples or not self.labels:
             which = f" of modality {'/'.join(stage.modalities)}" if stage.modalities else ""
             raise P2MedError(f"{dataset / stage.data}: no image sample{which} whose report names a finding "
                              f"{MIN_LABEL}+ times: nothing for objective findings to learn")
-        held = [int(hashlib.sha256(i.encode()).hexdigest(), 16) % HELD_OUT == 0 for _, _, i, _ in examples]
+        held = [int(hashlib.sha256(e.id.encode()).hexdigest(), 16) % HELD_OUT == 0 for e in examples]
         self.train = [e for e, h in zip(examples, held) if not h]
         self.test = [e for e, h in zip(examples, held) if h]
         vision = model.vision
@@ -145,12 +161,14 @@ class FindingsPretrainer:
             self.pixels[ref.sha256] = self.processor.image_processor(ImageItem(arr), where=ref.array).half()
         return self.pixels[ref.sha256].float()
 
-    def _logits(self, batch: list[tuple[tuple[ImageRef, ...], set[str], str, str]], shift: bool) -> torch.Tensor:
+    def _logits(self, batch: list[Example], shift: bool, mirror: list[bool] | None = None) -> torch.Tensor:
         """Label logits [B, L]: each image of an exam scored alone, the exam's logit the maximum over its
-        images (a finding is present when any view shows it)."""
-        owner = [i for i, (refs, *_) in enumerate(batch) for _ in refs]
-        slices = [self._pixels(ref) for refs, *_ in batch for ref in refs]
-        if shift:          # a few pixels of translation: never a flip (the side is the label)
+        images (a finding is present when any view shows it). ``mirror[i]``: exam i's images flipped left-right."""
+        mirror = mirror or [False] * len(batch)
+        owner = [i for i, e in enumerate(batch) for _ in e.refs]
+        slices = [self._pixels(ref).flip(3) if flip else self._pixels(ref)
+                  for e, flip in zip(batch, mirror) for ref in e.refs]
+        if shift:          # a few pixels of translation
             dy, dx = (int(v) for v in torch.randint(-3, 4, (2,)))
             slices = [torch.roll(s, (dy, dx), dims=(2, 3)) for s in slices]
         with torch.set_grad_enabled(self.tower_trains and torch.is_grad_enabled()):
@@ -183,12 +201,12 @@ class FindingsPretrainer:
             for i in range(0, len(examples), self.cfg.batch_size):
                 batch = examples[i: i + self.cfg.batch_size]
                 pred = self._logits(batch, shift=False) > 0
-                right += (pred == torch.stack([self._target(b[1]) > 0 for b in batch])).all(1).tolist()
+                right += (pred == torch.stack([self._target(b.labels) > 0 for b in batch])).all(1).tolist()
         for m in self._modules():
             m.train()
         out = {"all": round(sum(right) / len(right), 4)}
-        for mod in sorted({e[3] for e in examples}):
-            hits = [r for r, e in zip(right, examples) if e[3] == mod]
+        for mod in sorted({e.modality for e in examples}):
+            hits = [r for r, e in zip(right, examples) if e.modality == mod]
             out[mod or "?"] = round(sum(hits) / len(hits), 4)
         return out
 
@@ -223,8 +241,10 @@ class FindingsPretrainer:
                 if step >= total:
                     break
                 batch = [self.train[j] for j in order[i: i + self.cfg.batch_size]]
-                target = torch.stack([self._target(b[1]) for b in batch])
-                loss = F.binary_cross_entropy_with_logits(self._logits(batch, shift=True), target)
+                flips = [bool(self.stage.mirror and e.modality == "XR" and rng.random() < 0.5) for e in batch]
+                target = torch.stack([self._target({mirrored(lab) for lab in e.labels} if flip else e.labels)
+                                      for e, flip in zip(batch, flips)])
+                loss = F.binary_cross_entropy_with_logits(self._logits(batch, shift=True, mirror=flips), target)
                 opt.zero_grad()
                 loss.backward()
                 if self.cfg.clip_norm:

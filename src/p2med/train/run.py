@@ -34,7 +34,7 @@ from ..model.checkpoint import load_checkpoint
 from ..model.config import ModelConfig, preset_path
 from .checkpoint import LINEAGE, code_version, folder_digest, last_complete, load_state
 from .config import StageConfig, TrainConfig
-from .data import load_stage, manifest_sha256, resolve_cache, stage_texts
+from .data import load_stage, manifest_sha256, resolve_cache, stage_folders, stage_texts
 from .distributed import Dist, setup, teardown, unwrap
 from .features import FeatureCache
 from .loop import StageTrainer
@@ -67,7 +67,7 @@ def _tokenizer(cfg: TrainConfig, mcfg: ModelConfig, dataset: Path, out: Path, di
 
     folder = out / "tokenizer"
     if dist.main and not (folder / "tokenizer.json").is_file():
-        folders = dict.fromkeys(f for s in cfg.stages for f in s.data.split("+"))   # each folder once
+        folders = dict.fromkeys(f for s in cfg.stages for f in stage_folders(s.data))   # each folder once
         texts = (t for f in folders for t in stage_texts(dataset, f))
         tok = train_tokenizer(texts, mcfg.tokenizer.vocab_size, mcfg.tokenizer.min_frequency)
         tok.save_pretrained(str(folder))
