@@ -112,7 +112,8 @@ def test_long_series_are_subsampled_to_the_temporal_embedding_size(caplog):
     max_slices = processor.image_processor.max_slices
     with caplog.at_level(logging.WARNING):
         px = processor.image_processor(image(max_slices * 2 + 1))
-    assert px.shape[0] == max_slices and "subsampling" in caplog.text
+        again = processor.image_processor(image(max_slices + 3))       # every epoch reads the series again
+    assert px.shape[0] == again.shape[0] == max_slices and caplog.text.count("subsampling evenly") == 1
 
 
 def test_image_count_must_match_placeholders():

@@ -3,7 +3,7 @@
 An image item is what the ingestion cache holds for one ``<image>``: a float32 array [S, H, W] in 0..1
 (grayscale, already windowed; S = 1 for an X-ray view, the slices of a CT series otherwise) plus
 ``true_slices`` (slices beyond it are zero padding). The processor drops the padding, subsamples series longer
-than the perceiver's temporal embedding evenly (with a warning), resizes each slice to the tower's image size,
+than the perceiver's temporal embedding evenly (warning once), resizes each slice to the tower's image size,
 repeats gray to 3 channels and normalises with the configured mean/std. It knows nothing about DICOM or HU.
 
 Example::
@@ -48,6 +48,7 @@ class ImageProcessor:
         self.max_slices = max_slices
         self.mean = torch.tensor(cfg.mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(cfg.std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.subsampled = 0         # series subsampled so far (warned about once: training reads them every epoch)
 
     def __call__(self, item: ImageItem | np.ndarray, where: str = "image") -> torch.Tensor:
         if not isinstance(item, ImageItem):
@@ -65,8 +66,10 @@ class ImageProcessor:
         if lo < -1e-3 or hi > 1 + 1e-3 or not np.isfinite(lo + hi):
             raise P2MedError(f"{where}: pixel values must be windowed to 0..1, found {lo:.3g}..{hi:.3g}")
         if s > self.max_slices:
-            log.warning("%s: %d slices exceed the perceiver's %d temporal embeddings; subsampling evenly",
-                        where, s, self.max_slices)
+            self.subsampled += 1
+            (log.warning if self.subsampled == 1 else log.debug)(
+                "%s: %d slices exceed the perceiver's %d temporal embeddings; subsampling evenly%s", where, s,
+                self.max_slices, " (every longer series is; said once)" if self.subsampled == 1 else "")
             x = x[np.linspace(0, s - 1, self.max_slices).round().astype(int)]
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)  # [S, 1, H, W]
         if t.shape[-2:] != (self.image_size, self.image_size):
