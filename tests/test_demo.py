@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from p2med.demo.baselines import chance
+from p2med.demo.baselines import chance, swapped_reader
 from p2med.demo.controls import shuffle_images
 from p2med.demo.metrics import score_samples
 
@@ -37,18 +37,21 @@ def _record(sid: str, diagnosis: str) -> dict:
 def test_finding_location_change_and_diagnosis_scores():
     samples = [_xr("a", "右肺下野斑片影，考虑支气管肺炎。"), _xr("b", "心肺膈未见明显异常。"),
                _xr("c", "1.右肺下野斑片影。2.左侧胸腔积液。"), _xr("d", "右肺下野斑片影，较前吸收好转。", turns=2),
-               _record("e", "支气管肺炎"), _record("f", "急性上呼吸道感染")]
+               _record("e", "支气管肺炎"), _record("f", "急性上呼吸道感染"),
+               _xr("g", "左肺上野斑片影，较前吸收好转。", turns=2)]
     answers = {"a": "【影像所见】……【影像诊断】右肺下野斑片影，考虑支气管肺炎。",
                "b": "【影像诊断】右肺上野斑片影。",                       # a finding where there is none
                "c": "【影像诊断】右肺下野斑片影。",                       # one of two findings
                "d": "【影像诊断】右肺下野斑片影，较前进展。",              # right finding, wrong change
-               "e": "【初步诊断】支气管肺炎（可能）【处理意见】……", "f": "no sections at all"}
+               "e": "【初步诊断】支气管肺炎（可能）【处理意见】……", "f": "no sections at all",
+               "g": "【影像诊断】右肺下野斑片影，较前吸收好转。"}         # right change, wrong finding
     s = score_samples(samples, answers)
-    assert s["xray_report"]["finding_location"] == [1, 0, 0, 1]
-    assert s["xray_report"]["change"] == [0]
+    assert s["xray_report"]["finding_location"] == [1, 0, 0, 1, 0]
+    assert s["xray_report"]["change"] == [0, 0] and s["xray_report"]["change_state"] == [0, 1]
     assert s["outpatient"]["diagnosis"] == [1, 0]
     c = chance(samples)
-    assert c["xray_report"]["finding_location"] == pytest.approx(2 / 4)   # the right-lower patchy set, twice
+    assert c["xray_report"]["finding_location"] == pytest.approx(2 / 5)   # the right-lower patchy set, twice
+    assert c["xray_report"]["change"] == pytest.approx(1 / 2) and c["xray_report"]["change_state"] == 1.0
     assert c["outpatient"]["diagnosis"] == pytest.approx(1 / 2)
 
 
@@ -64,6 +67,17 @@ def test_shuffled_control_gives_every_exam_another_exams_images():
     assert Counter(a["array"] for s in out for a in s["images"]) == \
         Counter(a["array"] for s in samples for a in s["images"]), "a permutation: every image used once"
     assert shuffle_images(samples, seed=3) == out
+
+
+def test_a_perfect_reader_of_the_shuffled_images_scores_the_lenders_agreement():
+    normal, patchy = "心肺膈未见明显异常。", "右肺下野斑片影。"
+    samples = [_xr(f"s{i}", normal if i < 4 else patchy) for i in range(6)]        # 4 normal, 2 patchy
+    shuffled = shuffle_images(samples, seed=0)
+    by_id = {s["sample_id"]: s for s in samples}
+    expect = sum(by_id[s["meta"]["images_from"]]["turns"][0]["target"]["impression"]
+                 == s["turns"][0]["target"]["impression"] for s in shuffled) / 6
+    got = swapped_reader(samples, shuffled)["xray_report"]["finding_location"]
+    assert got == pytest.approx(expect) and 0 < got < 1
 
 
 @pytest.mark.slow

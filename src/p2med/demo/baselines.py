@@ -3,6 +3,9 @@
 - ``chance``: the accuracy of the best constant answer, i.e. the share of the most frequent reference value
   (finding set, change set, diagnosis category) on the held-out set itself: an upper bound for any answer that
   ignores the input.
+- ``swapped_reader``: what a perfect image reader scores on the shuffled-image control: each shuffled sample
+  answered with the reference of the exam its images came from. A model that reads the images falls towards
+  this figure, which lies below chance when the held-out set is dominated by one answer (normal exams).
 - ``pixels``: multinomial logistic regression on downsampled pixels (X-ray: the frontal view at 24 x 24; CT:
   the first series resampled to 12 slices of 16 x 16), trained on the training hospital's exams, predicting
   the reference impression's finding set as one class.
@@ -38,6 +41,12 @@ def _change_label(s: dict, scorer: DemoScorer) -> str | None:
     return repr(sorted(map(repr, ref))) if ref and len(s["turns"]) > 1 else None
 
 
+def _change_state_label(s: dict, scorer: DemoScorer) -> str | None:
+    from ..clinical.findings import changes
+    ref = changes(scorer.impression(s["turns"][-1]["target"].get("impression", ""), s["lang"]))
+    return repr(sorted({c[-1] for c in ref})) if ref and len(s["turns"]) > 1 else None
+
+
 def _diagnosis_label(s: dict, scorer: DemoScorer) -> str | None:
     key = diagnosis_key(s["output_keys"])
     return scorer.category(s["turns"][-1]["target"].get(key, ""), s["lang"]) if key else None
@@ -50,15 +59,31 @@ def chance(samples: list[dict], scorer: DemoScorer | None = None) -> dict[str, d
     for s in samples:
         if s["task"] in RADIOLOGY:
             labels.setdefault((s["task"], "finding_location"), []).append(_finding_label(s, scorer))
-            c = _change_label(s, scorer)
-            if c is not None:
-                labels.setdefault((s["task"], "change"), []).append(c)
+            for figure, label in (("change", _change_label), ("change_state", _change_state_label)):
+                c = label(s, scorer)
+                if c is not None:
+                    labels.setdefault((s["task"], figure), []).append(c)
         else:
             labels.setdefault((s["task"], "diagnosis"), []).append(_diagnosis_label(s, scorer))
     out: dict[str, dict[str, float]] = {}
     for (task, fig), vals in labels.items():
         out.setdefault(task, {})[fig] = round(Counter(vals).most_common(1)[0][1] / len(vals), 6)
     return out
+
+
+def swapped_reader(samples: list[dict], shuffled: list[dict], scorer: DemoScorer | None = None
+                   ) -> dict[str, dict[str, float]]:
+    """{task: {finding_location: share}}: a perfect reader's score on ``shuffled`` (samples whose
+    ``meta.images_from`` names the sample that lent them its images), the lender's finding set vs the own."""
+    scorer = scorer or DemoScorer()
+    by_id = {s["sample_id"]: s for s in samples}
+    hits: dict[str, list[int]] = {}
+    for s in shuffled:
+        lender = by_id.get((s.get("meta") or {}).get("images_from"))
+        if s["task"] in RADIOLOGY and lender is not None and s["sample_id"] in by_id:
+            hits.setdefault(s["task"], []).append(
+                int(_finding_label(lender, scorer) == _finding_label(by_id[s["sample_id"]], scorer)))
+    return {t: {"finding_location": round(sum(v) / len(v), 6)} for t, v in hits.items()}
 
 
 def _pixels(s: dict, cache: Path) -> np.ndarray:

@@ -4,7 +4,10 @@
   (pattern, side, zone or lobe), equals the reference's (a normal exam: both empty). Extracted by the
   evaluation's finding extractor (``p2med.clinical.findings``), never from the synthetic ground truth.
 - ``change``: follow-up samples (with a prior turn) whose reference states a change; the set of (finding,
-  new | improved | progressed | unchanged | resolved) equals the reference's.
+  new | improved | progressed | unchanged | resolved) equals the reference's (so the finding and its location
+  must be right too).
+- ``change_state``: the same samples; the set of change words alone (improved, resolved, ...) equals the
+  reference's, whichever finding they are said of: whether the comparison with the prior was right.
 - ``diagnosis``: record samples; the primary normalised category of the answer's diagnosis section equals the
   reference's (``p2med.clinical.categories``).
 Each figure is a list of 0/1 values; ``summarise`` gives mean and t-interval (``p2med.eval.stats.mean_ci``).
@@ -40,6 +43,12 @@ class DemoScorer:
             return None
         return int(ref == changes(self.impression(candidate, lang)))
 
+    def change_state(self, reference: str, candidate: str, lang: str) -> int | None:
+        ref = {c[-1] for c in changes(self.impression(reference, lang))}
+        if not ref:
+            return None
+        return int(ref == {c[-1] for c in changes(self.impression(candidate, lang))})
+
     def category(self, text: str, lang: str) -> str | None:
         cats = self.normaliser.normalise(text, lang).categories
         return cats[0] if cats else None
@@ -69,9 +78,10 @@ def score_samples(samples: list[dict], answers: dict[str, str], scorer: DemoScor
             ref, cand = target.get("impression", ""), parsed.get("impression", "")
             out[s["task"]]["finding_location"].append(scorer.finding_location(ref, cand, lang))
             if len(s["turns"]) > 1:
-                c = scorer.change(ref, cand, lang)
-                if c is not None:
-                    out[s["task"]]["change"].append(c)
+                for figure in ("change", "change_state"):
+                    c = getattr(scorer, figure)(ref, cand, lang)
+                    if c is not None:
+                        out[s["task"]][figure].append(c)
         else:
             key = diagnosis_key(keys)
             if key:

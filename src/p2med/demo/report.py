@@ -15,8 +15,10 @@ from ..eval.report import fmt
 
 FIGURES = [("xray_report", "finding_location", "X-ray: finding + side + zone"),
            ("ct_report", "finding_location", "CT: finding + side + lobe"),
-           ("xray_report", "change", "X-ray follow-up: change"),
-           ("ct_report", "change", "CT follow-up: change"),
+           ("xray_report", "change", "X-ray follow-up: finding + location + change"),
+           ("ct_report", "change", "CT follow-up: finding + location + change"),
+           ("xray_report", "change_state", "X-ray follow-up: change word alone"),
+           ("ct_report", "change_state", "CT follow-up: change word alone"),
            ("outpatient", "diagnosis", "Outpatient: diagnosis"),
            ("first_course", "diagnosis", "First course: diagnosis"),
            ("attending_round", "diagnosis", "Attending round: diagnosis"),
@@ -49,6 +51,10 @@ def _chart(results: dict) -> str:
         if c is not None:
             ax.plot([100 * c, 100 * c], [i - 0.45, i + 0.45], color="black", lw=1.5,
                     label="chance (best constant answer)" if i == 0 else None)
+        r = results.get("swapped_reader", {}).get(t, {}).get(f)
+        if r is not None:
+            ax.plot([100 * r], [i + 0.2], marker="v", color="#d9822b", markeredgecolor="black", ls="none",
+                    label="a perfect reader on the shuffled images" if i == 0 else None)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows])
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
@@ -68,8 +74,10 @@ def write_report(out: Path, results: dict, examples: list[dict]) -> Path:
         if not results["model"].get(t, {}).get(f):
             continue
         base = results["baselines"].get(t, {}).get(f)
+        reader = results.get("swapped_reader", {}).get(t, {}).get(f)
         rows.append(f"<tr><td>{html.escape(label)}</td><td>{_fmt(results['model'][t][f])}</td>"
-                    f"<td>{_fmt(results['shuffled'].get(t, {}).get(f))}</td>"
+                    f"<td>{_fmt(results['shuffled'].get(t, {}).get(f))}"
+                    f"{f' (a perfect reader: {100 * reader:.1f}%)' if reader is not None else ''}</td>"
                     f"<td>{100 * results['chance'].get(t, {}).get(f, float('nan')):.1f}%</td>"
                     f"<td>{_fmt(base['ci']) + ' ' + html.escape(base['name']) if base else '—'}</td></tr>")
     targets = "".join(f"<li>{html.escape(k)}: {'met' if v['met'] else 'not met'} ({html.escape(v['detail'])})</li>"

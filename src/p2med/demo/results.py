@@ -55,7 +55,7 @@ def _target(value: float | None, goal: float, detail: str) -> dict:
     return {"met": value is not None and value >= goal, "value": value, "goal": goal, "detail": detail}
 
 
-def _targets(model: dict, shuffled: dict, chance: dict, changes: dict) -> dict:
+def _targets(model: dict, shuffled: dict, chance: dict, changes: dict, reader: dict, states: dict) -> dict:
     def m(d: dict, t: str, f: str) -> float | None:
         return (d.get(t, {}).get(f) or {}).get("mean")
     out = {}
@@ -64,11 +64,15 @@ def _targets(model: dict, shuffled: dict, chance: dict, changes: dict) -> dict:
         out[f"{name} finding + location >= 90%"] = _target(v, 0.9, f"{_pct(v)} of held-out {name} exams")
         s, c = m(shuffled, t, "finding_location"), chance.get(t, {}).get("finding_location")
         gap = None if s is None or c is None else abs(s - c)
+        r = reader.get(t, {}).get("finding_location")
         out[f"{name} shuffled-image control within 10 points of chance"] = {
             "met": gap is not None and gap <= 0.10, "value": s, "goal": c,
-            "detail": f"shuffled {_pct(s)} vs chance {_pct(c)}"}
+            "detail": f"shuffled {_pct(s)} vs chance {_pct(c)}; a perfect reader of the shuffled images "
+                      f"would score {_pct(r)}"}
     v = changes.get("mean")
-    out["follow-up change >= 80%"] = _target(v, 0.8, f"{_pct(v)} of {changes.get('n', 0)} follow-ups (X-ray + CT)")
+    out["follow-up change >= 80%"] = _target(
+        v, 0.8, f"{_pct(v)} of {changes.get('n', 0)} follow-ups (X-ray + CT) name finding, location and change; "
+                f"the change word alone is right in {_pct(states.get('mean'))}")
     v = m(model, "outpatient", "diagnosis")
     out["outpatient diagnosis >= 80%"] = _target(v, 0.8, f"{_pct(v)} of held-out outpatient records")
     return out
@@ -93,7 +97,8 @@ def _training_notes(out: Path) -> list[str]:
                 f"learning rates {st.get('lr')}, {st.get('epochs')} epoch(s)"
                 + (f" or at most {st['max_steps']} steps of {lineage['config'].get('batch_size')} samples"
                    if st.get("max_steps") else "")
-                + (f", {'/'.join(st['modalities'])} exams only" if st.get("modalities") else ""))
+                + (f", {'/'.join(st['modalities'])} exams only" if st.get("modalities") else "")
+                + (", radiographs mirrored left-right half the time (sides swapped)" if st.get("mirror") else ""))
         summary = final.parents[1] / str(st.get("name")) / "findings.json"
         if st.get("objective") == "findings" and summary.is_file():
             got = json.loads(summary.read_text(encoding="utf-8"))
@@ -117,7 +122,7 @@ def report_step(cfg: DemoConfig, out: Path) -> Callable[[], None]:
 
 def write_results(cfg: DemoConfig, out: Path) -> Path:
     from ..curate.build import load_samples
-    from .baselines import bag_of_words_baseline, chance, pixel_baseline
+    from .baselines import bag_of_words_baseline, chance, pixel_baseline, swapped_reader
     from .metrics import DemoScorer, score_samples, summarise
     from .report import write_report
 
@@ -127,8 +132,10 @@ def write_results(cfg: DemoConfig, out: Path) -> Path:
     model_scores = score_samples(samples, answers, scorer)
     shuffled_scores = score_samples(samples, shuffled_answers, scorer)
     model, shuffled = summarise(model_scores), summarise(shuffled_scores)
-    changes = mean_ci([v for t in ("xray_report", "ct_report") for v in model_scores.get(t, {}).get("change", [])])
+    changes, states = (mean_ci([v for t in ("xray_report", "ct_report") for v in model_scores.get(t, {}).get(f, [])])
+                       for f in ("change", "change_state"))
     base = chance(samples, scorer)
+    reader = swapped_reader(samples, load_samples(out / "held_out" / "benchmark_shuffled"), scorer)
     baselines: dict = {}
     if cfg.baselines:
         seen: dict[str, dict] = {}
@@ -151,8 +158,8 @@ def write_results(cfg: DemoConfig, out: Path) -> Path:
         "hospitals": {"train": {"patients": cfg.train_patients, "seed": cfg.train_seed},
                       "held_out": {"patients": cfg.held_out_patients, "seed": cfg.held_out_seed}},
         "benchmark_samples": len(samples), "model": model, "shuffled": shuffled, "chance": base,
-        "baselines": baselines, "follow_up_change": changes,
-        "targets": _targets(model, shuffled, base, changes),
+        "swapped_reader": reader, "baselines": baselines, "follow_up_change": changes,
+        "follow_up_change_state": states, "targets": _targets(model, shuffled, base, changes, reader, states),
         "nlg": _nlg(eval_results), "training": {"notes": _training_notes(out)},
         "seconds": state.get("seconds", {}),
     }
