@@ -118,3 +118,18 @@ def test_reduced_demo_end_to_end_and_resumed(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("done in an earlier run") == 8
+
+
+def test_the_demo_key_follows_the_seeds_so_a_run_can_be_repeated(tmp_path):
+    import stat
+
+    from p2med.demo.config import DemoConfig
+    from p2med.demo.pipeline import demo_key
+
+    keys = []
+    for name, seeds in (("a", (0, 1)), ("b", (0, 1)), ("c", (0, 2))):
+        (tmp_path / name).mkdir()
+        path = demo_key(tmp_path / name, DemoConfig(train_seed=seeds[0], held_out_seed=seeds[1]))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        keys.append(path.read_text())
+    assert keys[0] == keys[1] != keys[2] and len(keys[0].strip()) == 64

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     steps.run([
         ("synthesize the training hospital", synth_step(cfg, "train", out)),
         ("synthesize the held-out hospital", synth_step(cfg, "held_out", out)),
-        ("de-identify both and verify", deid_step(out)),
+        ("de-identify both and verify", deid_step(cfg, out)),
         ("ingest the imaging exams", ingest_step(out)),
         ("build the training stages and the held-out benchmark", build_step(cfg, out)),
         ("train the tiny model through the three stages", train_step(cfg, out)),
