@@ -133,3 +133,21 @@ def test_the_demo_key_follows_the_seeds_so_a_run_can_be_repeated(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         keys.append(path.read_text())
     assert keys[0] == keys[1] != keys[2] and len(keys[0].strip()) == 64
+
+
+def test_the_demo_stops_before_starting_when_the_disk_cannot_hold_it(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from p2med.common.errors import P2MedError
+    from p2med.demo.config import DemoConfig
+    from p2med.demo.pipeline import Steps, check_free_space
+
+    cfg = DemoConfig()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(2 ** 40, 2 ** 40 - 2 ** 30, 2 ** 30))    # 1 GB free
+    with pytest.raises(P2MedError, match=r"about 8\.6 GB .* only 1\.0 GB are free there: nothing was started"):
+        check_free_space(tmp_path, cfg, Steps(tmp_path, cfg))
+    steps = Steps(tmp_path, cfg)
+    steps.done.append("synthesize the training hospital")            # a resumed run has written its data
+    check_free_space(tmp_path, cfg, steps)

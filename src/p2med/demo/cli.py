@@ -20,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
     from .config import DemoConfig
-    from .pipeline import (Steps, build_step, deid_step, final_checkpoint, ingest_step, synth_step,
-                           train_step)
+    from .pipeline import (Steps, build_step, check_free_space, deid_step, final_checkpoint, ingest_step,
+                           synth_step, train_step)
     from .results import answer_step, report_step
 
     path = args.config or CONFIGS / ("reduced.yaml" if args.reduced else "default.yaml")
@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     steps = Steps(out, cfg)
+    check_free_space(out, cfg, steps)
     steps.run([
         ("synthesize the training hospital", synth_step(cfg, "train", out)),
         ("synthesize the held-out hospital", synth_step(cfg, "held_out", out)),

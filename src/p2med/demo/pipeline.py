@@ -60,6 +60,22 @@ class Steps:
             print(f"    {name}: {self.seconds[name]:.0f} s", flush=True)
 
 
+MB_PER_PATIENT = 5.5     # a full run folder: 8.4 GB for 1,400 + 200 patients (DICOM, de-identified copies,
+#                          ingest caches, checkpoints); docs/demo.md
+
+
+def check_free_space(out: Path, cfg: DemoConfig, steps: Steps) -> None:
+    """Stop before the first step when ``out``'s disk cannot hold the run (a full disk stopped runs midway)."""
+    if "synthesize the training hospital" in steps.done:
+        return
+    need = MB_PER_PATIENT * (cfg.train_patients + cfg.held_out_patients) / 1024
+    free = shutil.disk_usage(out).free / 1024 ** 3
+    if free < need:
+        raise P2MedError(f"{out}: this demo writes about {need:.1f} GB (hospitals, de-identified copies, caches, "
+                         f"checkpoints) and only {free:.1f} GB are free there: nothing was started; free some "
+                         "space or give --out a folder on a larger disk")
+
+
 def synth_step(cfg: DemoConfig, which: str, out: Path) -> Callable[[], None]:
     def step() -> None:
         from ..synth.cli import format_summary
