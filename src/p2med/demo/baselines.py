@@ -35,16 +35,22 @@ def _present(scorer: DemoScorer, text: str, lang: str) -> set:
     return present(scorer.impression(text, lang))
 
 
-def _change_label(s: dict, scorer: DemoScorer) -> str | None:
+def _ref_changes(s: dict, scorer: DemoScorer) -> set:
+    """The (finding..., change) tuples a follow-up's reference states (empty for a first exam)."""
     from ..clinical.findings import changes
-    ref = changes(scorer.impression(s["turns"][-1]["target"].get("impression", ""), s["lang"]))
-    return repr(sorted(map(repr, ref))) if ref and len(s["turns"]) > 1 else None
+    if len(s["turns"]) < 2:
+        return set()
+    return changes(scorer.impression(s["turns"][-1]["target"].get("impression", ""), s["lang"]))
+
+
+def _change_label(s: dict, scorer: DemoScorer) -> str | None:
+    ref = _ref_changes(s, scorer)
+    return repr(sorted(map(repr, ref))) if ref else None
 
 
 def _change_state_label(s: dict, scorer: DemoScorer) -> str | None:
-    from ..clinical.findings import changes
-    ref = changes(scorer.impression(s["turns"][-1]["target"].get("impression", ""), s["lang"]))
-    return repr(sorted({c[-1] for c in ref})) if ref and len(s["turns"]) > 1 else None
+    ref = _ref_changes(s, scorer)
+    return repr(sorted({c[-1] for c in ref})) if ref else None
 
 
 def _diagnosis_label(s: dict, scorer: DemoScorer) -> str | None:

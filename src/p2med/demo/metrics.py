@@ -37,17 +37,17 @@ class DemoScorer:
     def finding_location(self, reference: str, candidate: str, lang: str) -> int:
         return int(present(self.impression(reference, lang)) == present(self.impression(candidate, lang)))
 
-    def change(self, reference: str, candidate: str, lang: str) -> int | None:
-        ref = changes(self.impression(reference, lang))
-        if not ref:
-            return None
-        return int(ref == changes(self.impression(candidate, lang)))
+    def change(self, reference: str, candidate: str, lang: str, word_only: bool = False) -> int | None:
+        """1/0: the candidate states the reference's changes (``word_only``: the change words alone, whichever
+        finding they are said of); None when the reference states none."""
+        def stated(text: str) -> set:
+            found = changes(self.impression(text, lang))
+            return {c[-1] for c in found} if word_only else found
+        ref = stated(reference)
+        return None if not ref else int(ref == stated(candidate))
 
     def change_state(self, reference: str, candidate: str, lang: str) -> int | None:
-        ref = {c[-1] for c in changes(self.impression(reference, lang))}
-        if not ref:
-            return None
-        return int(ref == {c[-1] for c in changes(self.impression(candidate, lang))})
+        return self.change(reference, candidate, lang, word_only=True)
 
     def category(self, text: str, lang: str) -> str | None:
         cats = self.normaliser.normalise(text, lang).categories

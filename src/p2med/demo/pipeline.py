@@ -66,7 +66,7 @@ MB_PER_PATIENT = 5.5     # a full run folder: 8.4 GB for 1,400 + 200 patients (D
 
 def check_free_space(out: Path, cfg: DemoConfig, steps: Steps) -> None:
     """Stop before the first step when ``out``'s disk cannot hold the run (a full disk stopped runs midway)."""
-    if "synthesize the training hospital" in steps.done:
+    if steps.done:          # a resumed run has written its hospitals already
         return
     need = MB_PER_PATIENT * (cfg.train_patients + cfg.held_out_patients) / 1024
     free = shutil.disk_usage(out).free / 1024 ** 3

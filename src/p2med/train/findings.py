@@ -69,10 +69,12 @@ def mirrored(label: str) -> str:
 
 
 def finding_examples(dataset: Path, data: str) -> list[Example]:
-    """An ``Example`` for every image sample of ``dataset/data``, where ``data`` may join several stage folders with ``+`` (``stage1+stage2+stage3``: every exam the stages
-    hold, each once). Every view counts: a lateral radiograph alone cannot show the side, its frontal can."""
+    """An ``Example`` for every image sample of ``dataset/data``, where ``data`` may join several stage folders
+    with ``+`` (``stage1+stage2+stage3``: every exam the stages hold, each once). Every view counts: a lateral
+    radiograph alone cannot show the side, its frontal can."""
     extractor, out, seen = FindingExtractor(), [], set()
-    rows = ((folder, shard, n, row) for folder in stage_folders(data) for shard, n, row in iter_shards(dataset / folder))
+    rows = ((folder, shard, n, row) for folder in stage_folders(data)
+            for shard, n, row in iter_shards(dataset / folder))
     for folder, shard, n, row in rows:
         images, turns = row.get("images") or [], row.get("turns") or []
         if not images or not turns:
