@@ -37,6 +37,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def first_paragraph(doc: str | None) -> str:
+    """A module docstring's first paragraph as one line (a sentence may wrap over several lines)."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="p2med", description="P2Med: pediatric medical multimodal LLM toolkit (see README.md).")
@@ -45,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         mod = importlib.import_module(module)
-        p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip().splitlines()[0])
+        p = sub.add_parser(name, help=help_text, description=first_paragraph(mod.__doc__) or help_text)
         mod.add_arguments(p)
         p.set_defaults(_module=module)
     return parser

@@ -60,8 +60,10 @@ class PerceiverResampler(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.num_patches = num_patches
-        self.temporal = nn.Parameter(torch.randn(cfg.max_slices, dim_vision) * 0.02)  # slice/frame index
-        self.positional = nn.Parameter(torch.randn(num_patches, dim_vision) * 0.02)   # patch index
+        # unit scale, as Flamingo's: they are added to layer-normalised features (forward), so that where a patch
+        # lies weighs as much as what it shows, whatever the tower's feature scale (docs/demo.md)
+        self.temporal = nn.Parameter(torch.randn(cfg.max_slices, dim_vision))  # slice/frame index
+        self.positional = nn.Parameter(torch.randn(num_patches, dim_vision))   # patch index
         self.proj = nn.Linear(dim_vision, dim)
         self.latents = nn.Parameter(torch.randn(cfg.num_latents, dim))
         self.layers = nn.ModuleList(
@@ -77,7 +79,8 @@ class PerceiverResampler(nn.Module):
                              f"{self.cfg.max_slices} slices (the processor subsamples) of {self.num_patches}")
         if slice_mask is None:
             slice_mask = features.new_ones((N, S), dtype=torch.bool)
-        x = features + self.temporal[:S, None, :] + self.positional[None, :, :]  # [N, S, P, Dv]
+        x = F.layer_norm(features, features.shape[-1:])                 # [N, S, P, Dv], unit scale per patch
+        x = x + self.temporal[:S, None, :] + self.positional[None, :, :]
         x = self.proj(x).flatten(1, 2)                                 # [N, S*P, D]
         media_mask = slice_mask.bool().repeat_interleave(P, dim=1)     # [N, S*P]
         latents = self.latents.expand(N, -1, -1)                       # [N, L, D]
