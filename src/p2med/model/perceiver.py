@@ -1,7 +1,8 @@
 """The perceiver box: a Flamingo-style resampler from patch features of S slices to 32 visual tokens.
 
-SPEC section 5 (Decision): learnable temporal (slice/frame index) and positional (patch index) embeddings are
-added to the patch features, which are projected to the LLM's width and flattened; then ``depth`` layers in
+SPEC section 5 (Decision): learnable temporal (slice/frame index) and positional (patch index) embeddings, at
+unit scale, are added to the patch features (layer-normalised first, so that position weighs the same whatever
+the tower's feature scale), which are projected to the LLM's width and flattened; then ``depth`` layers in
 which ``num_latents`` learnable latents attend to [features; latents] and pass a feed-forward (Alayrac et al.,
 "Flamingo", 2022, section 2.1; the same block as open_flamingo's ``PerceiverResampler``). Padded slices are
 masked out of attention, so an item padded to a batch's longest series gives the same tokens as alone.
