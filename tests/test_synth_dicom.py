@@ -156,3 +156,27 @@ def test_same_seed_same_bytes_any_path(tmp_path):
 def test_tiny_hospital_has_xray_and_ct(tmp_path):
     counts = synthesize(SynthConfig(patients=2, seed=5, ct_thin_share=0.0), tmp_path / "h", progress=False)
     assert counts["exams"].get("XR", 0) >= 1 and counts["exams"].get("CT", 0) >= 1
+
+
+def test_ct_slices_with_gaps_are_one_series_ingest_reads(tmp_path):
+    """ct.slice_interval_mm=10 (what the demo uses): 5 mm slices 10 mm apart, stated in the headers, and ingest
+    takes the series whole (a regular step is not a gap)."""
+    from p2med.imaging.ingest import ingest_export
+    from p2med.synth.ct_phantom import CtPhantomConfig
+
+    cfg = SynthConfig(patients=2, seed=5, ct_share=1.0, ct_thin_share=0.0, ct_soft_share=0.0, ct_coronal_share=0.0,
+                      ct_localizer_share=0.0, ct_contrast_share=0.0, ct=CtPhantomConfig(slice_interval_mm=10.0))
+    synthesize(cfg, tmp_path / "h", progress=False)
+    series = [s for e, t in _truth(tmp_path / "h.truth").items() if t["modality"] == "CT"
+              for s in _series(tmp_path / "h", e).values()]
+    assert series
+    for slices in series:
+        z = np.sort([float(s.ImagePositionPatient[2]) for s in slices])
+        assert np.allclose(np.diff(z), 10.0, atol=1e-3) and {float(s.SliceThickness) for s in slices} == {5.0}
+        assert {float(s.SpacingBetweenSlices) for s in slices if "SpacingBetweenSlices" in s} <= {10.0}
+    ingest_export(tmp_path / "h", tmp_path / "cache", progress=False)
+    rows = [json.loads(l) for l in (tmp_path / "cache" / "exams.jsonl").read_text().splitlines()]
+    read = sorted(len(i["slice_z_mm"]) for r in rows for i in r["images"] if i["modality"] == "CT")
+    assert read == sorted(len(s) for s in series)
+    with pytest.raises(ValueError, match="slice_interval_mm"):
+        CtPhantomConfig(slice_interval_mm=2.5)

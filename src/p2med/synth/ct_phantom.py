@@ -47,6 +47,7 @@ class CtPhantomConfig:
     noise_hu_lung_kernel: float = 25.0  # noise std (HU) of a 5 mm slice, sharp lung kernel (thinner = noisier)
     noise_hu_soft_kernel: float = 10.0  # the same for a smooth soft-tissue kernel
     matrix: int = 256  # pixels per row/col the writer uses by default (render takes it as an argument)
+    slice_interval_mm: float = 5.0  # centre-to-centre step of the 5 mm axial series (10: slices with 5 mm gaps)
 
     def __post_init__(self) -> None:
         sr = tuple(self.size_range)
@@ -59,6 +60,8 @@ class CtPhantomConfig:
                 raise ValueError(f"{name} must be in [0, 500] HU, got {getattr(self, name)}")
         if not (isinstance(self.matrix, int) and 32 <= self.matrix <= 1024):
             raise ValueError(f"matrix must be an int in [32, 1024], got {self.matrix!r}")
+        if not 5.0 <= self.slice_interval_mm <= 15.0:      # below 5 mm the 5 mm slabs would overlap
+            raise ValueError(f"slice_interval_mm must be in [5, 15] mm, got {self.slice_interval_mm}")
 
 
 @dataclass(frozen=True)

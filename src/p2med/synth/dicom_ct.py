@@ -115,7 +115,7 @@ def _axial_series(ctx, spec, v, role, number, hu, z, thickness, kernel, contrast
         ds.PixelSpacing = [round(ps, 6), round(ps, 6)]
         ds.SliceThickness = thickness
         if rng.random() < 0.5:
-            ds.SpacingBetweenSlices = thickness
+            ds.SpacingBetweenSlices = round(float(z[1] - z[0]), 3) if n > 1 else thickness
         ds.ConvolutionKernel = kernel
         ds.RescaleIntercept = v.intercept
         ds.RescaleSlope = 1
@@ -152,7 +152,8 @@ def write_ct_exam(spec: CtExamSpec, ctx: StudyContext, anatomy: CtAnatomy, cfg: 
     rng = np.random.default_rng([spec.render_seed, 11])
     matrix = cfg.matrix
     fov = float(anatomy.fov_mm)
-    z = np.arange(anatomy.z_start_mm, anatomy.z_end_mm + 1e-6, 5.0)   # slice centres, ascending
+    step = float(cfg.slice_interval_mm)     # 5 mm slabs, `step` apart (more than 5: gaps between them)
+    z = np.arange(anatomy.z_start_mm, anatomy.z_end_mm + 1e-6, step)   # slice centres, ascending
     roles = ["localizer"] * spec.localizer + ["nc_lung"] + ["nc_soft"] * spec.soft + ["thin"] * spec.thin \
         + ["ce_lung"] * spec.contrast + ["coronal"] * spec.coronal
     numbers = {r: i + 1 for i, r in enumerate(roles)}
@@ -182,7 +183,7 @@ def write_ct_exam(spec: CtExamSpec, ctx: StudyContext, anatomy: CtAnatomy, cfg: 
                                     False, fov, files, rng))
     if spec.contrast:
         top, bottom = spec.ce_extra
-        zc = np.arange(anatomy.z_start_mm - 5.0 * bottom, anatomy.z_end_mm + 5.0 * top + 1e-6, 5.0)
+        zc = np.arange(anatomy.z_start_mm - step * bottom, anatomy.z_end_mm + step * top + 1e-6, step)
         ce = render(anatomy, spec.findings, zc, matrix=matrix, fov_mm=fov, thickness_mm=5.0, contrast=True,
                     kernel="lung", seed=spec.render_seed + 3, cfg=cfg)
         series.append(_axial_series(ctx, spec, v, "ce_lung", numbers["ce_lung"], ce.hu, zc, 5.0, v.lung_kernel, True,
