@@ -141,12 +141,13 @@ def test_the_demo_stops_before_starting_when_the_disk_cannot_hold_it(tmp_path, m
 
     from p2med.common.errors import P2MedError
     from p2med.demo.config import DemoConfig
-    from p2med.demo.pipeline import Steps, check_free_space
+    from p2med.config import load_config
+    from p2med.demo.pipeline import ROOT, Steps, check_free_space
 
-    cfg = DemoConfig()
+    cfg = load_config(DemoConfig, ROOT / "configs" / "demo" / "default.yaml", [])    # what `make demo` runs
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(2 ** 40, 2 ** 40 - 2 ** 30, 2 ** 30))    # 1 GB free
-    with pytest.raises(P2MedError, match=r"about 8\.6 GB .* only 1\.0 GB are free there: nothing was started"):
+    with pytest.raises(P2MedError, match=r"about 6\.3 GB .* only 1\.0 GB are free there: nothing was started"):
         check_free_space(tmp_path, cfg, Steps(tmp_path, cfg))
     steps = Steps(tmp_path, cfg)
     steps.done.append("synthesize the training hospital")            # a resumed run has written its data

@@ -60,15 +60,23 @@ class Steps:
             print(f"    {name}: {self.seconds[name]:.0f} s", flush=True)
 
 
-MB_PER_PATIENT = 5.5     # a full run folder: 8.4 GB for 1,400 + 200 patients (DICOM, de-identified copies,
-#                          ingest caches, checkpoints); docs/demo.md
+# A run folder's size (both hospitals' DICOM files and their de-identified copies, ingest caches, checkpoints),
+# fitted on the demo's runs (docs/demo.md): per patient, plus per patient times the CT share (CT slices weigh
+# most; 5 mm slices 10 mm apart), plus the model's checkpoints.
+MB_PER_PATIENT = 2.6        # 1,400 patients with a CT share of 0.08: 4.66 GB; 200 with 0.4: 1.25 GB
+MB_PER_PATIENT_CT = 9.2     # per unit of CT share at 10 mm slice steps (twice that at 5 mm)
+GB_MODEL = 0.5
 
 
 def check_free_space(out: Path, cfg: DemoConfig, steps: Steps) -> None:
     """Stop before the first step when ``out``'s disk cannot hold the run (a full disk stopped runs midway)."""
     if steps.done:          # a resumed run has written its hospitals already
         return
-    need = MB_PER_PATIENT * (cfg.train_patients + cfg.held_out_patients) / 1024
+    need = GB_MODEL
+    for which in ("train", "held_out"):
+        scfg = synth_config(cfg, which)
+        need += scfg.patients * (MB_PER_PATIENT + MB_PER_PATIENT_CT * scfg.ct_share * 10.0
+                                 / scfg.ct.slice_interval_mm) / 1024
     free = shutil.disk_usage(out).free / 1024 ** 3
     if free < need:
         raise P2MedError(f"{out}: this demo writes about {need:.1f} GB (hospitals, de-identified copies, caches, "
@@ -76,15 +84,20 @@ def check_free_space(out: Path, cfg: DemoConfig, steps: Steps) -> None:
                          "space or give --out a folder on a larger disk")
 
 
+def synth_config(cfg: DemoConfig, which: str):
+    """The ``SynthConfig`` of the training (``which="train"``) or the held-out hospital."""
+    from ..synth.config import SynthConfig
+    patients, seed, extra = ((cfg.train_patients, cfg.train_seed, cfg.train_synth_overrides) if which == "train"
+                             else (cfg.held_out_patients, cfg.held_out_seed, []))
+    return load_config(SynthConfig, project_file(cfg.synth),
+                       [*cfg.synth_overrides, *extra, f"patients={patients}", f"seed={seed}"])
+
+
 def synth_step(cfg: DemoConfig, which: str, out: Path) -> Callable[[], None]:
     def step() -> None:
         from ..synth.cli import format_summary
-        from ..synth.config import SynthConfig
         from ..synth.hospital import synthesize
-        patients, seed, extra = ((cfg.train_patients, cfg.train_seed, cfg.train_synth_overrides) if which == "train"
-                                 else (cfg.held_out_patients, cfg.held_out_seed, []))
-        scfg = load_config(SynthConfig, project_file(cfg.synth),
-                           [*cfg.synth_overrides, *extra, f"patients={patients}", f"seed={seed}"])
+        scfg = synth_config(cfg, which)
         counts = synthesize(scfg, out / which / "hospital", out / which / "hospital.truth", overwrite=True)
         print(format_summary(counts, out / which / "hospital", out / which / "hospital.truth"))
     return step
