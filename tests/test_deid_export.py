@@ -291,6 +291,49 @@ def test_verify_catches_planted_leaks(mini_export, tmp_path):
     assert all(source_patient["name"] not in w for w in report.where)     # hits name the place, not the value
 
 
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_a_two_character_name_in_another_patients_text_is_a_collision_not_a_leak(small_hospital, tmp_path):
+    """Found at 2,800 patients: a patient named 叶可, and "右肺上叶可见" in other patients' reports."""
+    from p2med.deid.export import deidentify_export
+
+    export, _ = small_hospital
+    exams = _jsonl(export / "exams.jsonl")
+    with_text = [e for e in exams if e.get("findings")]
+    a = with_text[0]["patient_id"]
+    b = next(e["patient_id"] for e in with_text if e["patient_id"] != a)
+    src = tmp_path / "src"
+    src.mkdir()
+    for table in ("patients", "visits", "exams", "records"):
+        rows = [r for r in _jsonl(export / f"{table}.jsonl") if r["patient_id"] in (a, b)]
+        for r in rows:
+            if table == "patients" and r["patient_id"] == a:
+                r["name"] = "叶可"
+            if table == "exams" and r["patient_id"] == b and r.get("findings"):
+                r["findings"] = "右肺上叶可见斑片影。" + r["findings"]
+            if table == "exams":
+                for entry in r["files"]:
+                    shutil.copytree(export / entry, src / entry)
+        _write_jsonl(src / f"{table}.jsonl", rows)
+    shutil.copy(export / "export.json", src / "export.json")
+    key, out = DeidKey(b"y" * 40), tmp_path / "out"
+    deidentify_export(src, out, key, DeidConfig(workers=1), progress=False)
+
+    report = verify(src, out, key, workers=1)
+    assert report.ok and report.collisions["name"] >= 1, report.where
+    assert any("exams.jsonl" in w and "findings" in w for w in report.collision_where)
+    assert not verify(src, out, workers=1).ok       # without the key no output is tied to a patient: strict
+
+    rows = _jsonl(out / "exams.jsonl")               # the name in its own patient's output is a leak
+    own = next(r for r in rows if r["patient_id"] == key.pseudonym("patient", a))
+    own["findings"] = "患儿叶可。" + (own.get("findings") or "")
+    _write_jsonl(out / "exams.jsonl", rows)
+    report = verify(src, out, key, workers=1)
+    assert not report.ok and report.hits["name"] >= 1
+
+
 def test_a_time_equal_to_a_short_source_id_is_not_a_leak(mini_export, tmp_path):
     """Synthetic StudyIDs are the accession's last 6 digits; one like "192000" equals the time 19:20:00."""
     from p2med.deid.export import deidentify_export
