@@ -33,6 +33,10 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
 def _hashes(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
@@ -255,8 +259,7 @@ def mini_export(small_hospital, tmp_path_factory):
     root.mkdir()
     for table in ("patients", "visits", "exams", "records"):
         rows = [r for r in _jsonl(export / f"{table}.jsonl") if r["patient_id"] == pid]
-        (root / f"{table}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                             encoding="utf-8")
+        _write_jsonl(root / f"{table}.jsonl", rows)
         if table == "exams":
             for r in rows:
                 for entry in r["files"]:
@@ -278,8 +281,7 @@ def test_verify_catches_planted_leaks(mini_export, tmp_path):
     source_patient = _jsonl(mini_export / "patients.jsonl")[0]
     records = _jsonl(out / "records.jsonl")
     records[0]["present_illness"] += f"患儿{source_patient['name']}。身份证号码{source_patient['id_number']}。"
-    (out / "records.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                                       encoding="utf-8")
+    _write_jsonl(out / "records.jsonl", records)
     dicom = next(out.rglob("*.dcm"))
     ds = pydicom.dcmread(dicom)
     ds.private_block(0x0029, "LEAKY VENDOR", create=True).add_new(0x01, "LO", source_patient["phone"].split("|")[0])
@@ -289,10 +291,6 @@ def test_verify_catches_planted_leaks(mini_export, tmp_path):
     assert report.hits["name"] >= 1 and report.hits["pattern:id_number"] >= 1 and report.hits["phone"] >= 1
     assert report.dicom_checks["private_tags"] >= 1
     assert all(source_patient["name"] not in w for w in report.where)     # hits name the place, not the value
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
 def test_a_two_character_name_in_another_patients_text_is_a_collision_not_a_leak(small_hospital, tmp_path):
